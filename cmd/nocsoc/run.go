@@ -1,0 +1,280 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/nocsoc/nocsoc/internal/app"
+	"github.com/nocsoc/nocsoc/internal/auth"
+	"github.com/nocsoc/nocsoc/internal/check"
+	"github.com/nocsoc/nocsoc/internal/config"
+	"github.com/nocsoc/nocsoc/internal/store"
+)
+
+const usage = `nocsoc — a Network and Security Operations Center in one binary
+
+Usage:
+  nocsoc serve [--config FILE] [--data DIR] [--listen ADDR]
+  nocsoc check run --config FILE NAME
+  nocsoc token create --data DIR --user NAME [--name LABEL] [--expires DURATION]
+  nocsoc user create --data DIR --name NAME --role admin|operator|viewer   (password from NOCSOC_PASSWORD)
+  nocsoc version
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) < 2 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[1] {
+	case "serve":
+		err = serve(args[2:], stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "nocsoc", app.Version)
+	case "check":
+		err = checkCmd(args[2:], stdout)
+	case "token":
+		err = tokenCmd(args[2:], stdout)
+	case "user":
+		err = userCmd(args[2:], stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "nocsoc: unknown command %q\n\n%s", args[1], usage)
+		return 2
+	}
+	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "nocsoc: %v\n\n%s", err, usage)
+			return 2
+		}
+		fmt.Fprintf(stderr, "nocsoc: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func newFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return usageError{fmt.Sprintf("%s: %v", fs.Name(), err)}
+	}
+	return nil
+}
+
+func serve(args []string, stderr io.Writer) error {
+	fs := newFlags("serve")
+	cfgPath := fs.String("config", "", "config file (YAML)")
+	data := fs.String("data", "", "data directory (default ./nocsoc-data)")
+	listen := fs.String("listen", "", "listen address (default 127.0.0.1:8080)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usageError{fmt.Sprintf("--log-level: %v", err)}
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := app.New(ctx, app.Options{
+		ConfigPath:    *cfgPath,
+		DataDir:       *data,
+		Listen:        *listen,
+		Logger:        logger,
+		Stderr:        stderr,
+		AdminPassword: os.Getenv("NOCSOC_ADMIN_PASSWORD"),
+	})
+	if err != nil {
+		return err
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				logger.Info("SIGHUP: reloading config")
+				_ = a.Reload(ctx)
+			}
+		}
+	}()
+	return a.Run(ctx)
+}
+
+func checkCmd(args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "run" {
+		return usageError{"check: expected 'check run --config FILE NAME'"}
+	}
+	fs := newFlags("check run")
+	cfgPath := fs.String("config", "", "config file (YAML)")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if *cfgPath == "" || fs.NArg() != 1 {
+		return usageError{"check run: needs --config FILE and one check NAME"}
+	}
+	cfg, err := config.LoadFile(*cfgPath)
+	if err != nil {
+		return err
+	}
+	name := fs.Arg(0)
+	for _, c := range cfg.Checks {
+		if c.Name != name {
+			continue
+		}
+		if c.Type == check.TypePush {
+			return fmt.Errorf("check %q is a push check: it is fed by heartbeats, not probed", name)
+		}
+		p := check.NewProber(check.ProberOptions{})
+		r := p.Probe(context.Background(), c)
+		out := map[string]any{"check": r.Check, "type": c.Type, "target": c.Target, "time": r.Time.UTC().Format(time.RFC3339Nano),
+			"ok": r.OK, "duration_ms": float64(r.Duration.Microseconds()) / 1000}
+		if r.Error != "" {
+			out["error"] = r.Error
+		}
+		if r.StatusCode != 0 {
+			out["status_code"] = r.StatusCode
+		}
+		if r.Detail != "" {
+			out["detail"] = r.Detail
+		}
+		b, _ := json.MarshalIndent(out, "", "  ")
+		fmt.Fprintln(stdout, string(b))
+		if !r.OK {
+			return fmt.Errorf("check %q failed: %s", name, r.Error)
+		}
+		return nil
+	}
+	return fmt.Errorf("%s: no check named %q", *cfgPath, name)
+}
+
+func openStore(data string) (*store.Store, error) {
+	path := filepath.Join(data, "state.db")
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("no nocsoc data in %s (start the server once with --data %s): %w", data, data, err)
+	}
+	return store.Open(context.Background(), path, slog.New(slog.DiscardHandler))
+}
+
+func tokenCmd(args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return usageError{"token: expected 'token create --data DIR --user NAME'"}
+	}
+	fs := newFlags("token create")
+	data := fs.String("data", "./nocsoc-data", "data directory")
+	user := fs.String("user", "", "user the token acts as")
+	name := fs.String("name", "cli", "label of the token")
+	expires := fs.Duration("expires", 0, "lifetime, e.g. 720h (default: no expiry)")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if *user == "" {
+		return usageError{"token create: --user is required"}
+	}
+	st, err := openStore(*data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ctx := context.Background()
+	u, err := st.UserByName(ctx, *user)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("user %q does not exist", *user)
+	} else if err != nil {
+		return err
+	}
+	plain, hash, err := auth.NewToken()
+	if err != nil {
+		return err
+	}
+	t := store.Token{UserID: u.ID, Name: *name, Hash: hash, Prefix: plain[:8], CreatedAt: time.Now().UTC()}
+	if *expires > 0 {
+		e := time.Now().Add(*expires).UTC()
+		t.ExpiresAt = &e
+	}
+	if _, err := st.CreateToken(ctx, store.Actor{Name: "cli:" + osUser()}, t); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, plain)
+	return nil
+}
+
+func userCmd(args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return usageError{"user: expected 'user create --data DIR --name NAME --role ROLE'"}
+	}
+	fs := newFlags("user create")
+	data := fs.String("data", "./nocsoc-data", "data directory")
+	name := fs.String("name", "", "user name")
+	role := fs.String("role", auth.RoleViewer, "admin, operator or viewer")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if *name == "" {
+		return usageError{"user create: --name is required"}
+	}
+	if !auth.ValidRole(*role) {
+		return fmt.Errorf("unknown role %q", *role)
+	}
+	pw := os.Getenv("NOCSOC_PASSWORD")
+	generated := pw == ""
+	if generated {
+		var err error
+		if pw, err = auth.GeneratePassword(); err != nil {
+			return err
+		}
+	} else if len(pw) < 12 {
+		return errors.New("NOCSOC_PASSWORD must be at least 12 characters")
+	}
+	st, err := openStore(*data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	hash, err := auth.HashPassword(pw)
+	if err != nil {
+		return err
+	}
+	if _, err := st.CreateUser(context.Background(), store.Actor{Name: "cli:" + osUser()}, store.User{Name: *name, Role: *role, PasswordHash: hash, CreatedAt: time.Now().UTC()}); err != nil {
+		return err
+	}
+	if generated {
+		fmt.Fprintf(stdout, "created user %q (%s) with password %s\n", *name, *role, pw)
+	} else {
+		fmt.Fprintf(stdout, "created user %q (%s)\n", *name, *role)
+	}
+	return nil
+}
+
+func osUser() string {
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return fmt.Sprint(os.Getuid())
+}

@@ -1,0 +1,326 @@
+// Package app is nocsoc's composition root: it loads the configuration,
+// opens the stores, wires the NOC service and the HTTP interface, and runs
+// them until the context ends. Tests boot the whole server through it.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/nocsoc/nocsoc/internal/auth"
+	"github.com/nocsoc/nocsoc/internal/check"
+	"github.com/nocsoc/nocsoc/internal/config"
+	"github.com/nocsoc/nocsoc/internal/eventstore"
+	"github.com/nocsoc/nocsoc/internal/noc"
+	"github.com/nocsoc/nocsoc/internal/store"
+	"github.com/nocsoc/nocsoc/internal/web"
+)
+
+// Version is the product version, set at build time with -ldflags.
+var Version = "0.1.0-dev"
+
+// Options configures an App. Empty fields take the config file's value,
+// then the default.
+type Options struct {
+	ConfigPath string
+	DataDir    string
+	Listen     string
+	Logger     *slog.Logger
+	// Stderr receives the one-time generated admin password.
+	Stderr io.Writer
+	// AdminPassword sets the first admin's password (NOCSOC_ADMIN_PASSWORD).
+	AdminPassword string
+	// ConfigPoll is how often the config file is checked for changes;
+	// default 2s, negative disables watching.
+	ConfigPoll time.Duration
+}
+
+// App is a running nocsoc server.
+type App struct {
+	opts    Options
+	log     *slog.Logger
+	cfg     *config.Config
+	cfgMu   sync.Mutex
+	st      *store.Store
+	events  *eventstore.Store
+	noc     *noc.Service
+	handler http.Handler
+	ln      net.Listener
+	reg     *prometheus.Registry
+}
+
+// New loads the configuration, opens the stores and binds the listener.
+func New(ctx context.Context, o Options) (*App, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
+	cfg := config.Default()
+	if o.ConfigPath != "" {
+		c, err := config.LoadFile(o.ConfigPath)
+		if err != nil {
+			return nil, err
+		}
+		cfg = c
+	}
+	if o.DataDir != "" {
+		cfg.Server.DataDir = o.DataDir
+	}
+	if o.Listen != "" {
+		cfg.Server.Listen = o.Listen
+	}
+	a := &App{opts: o, log: o.Logger, cfg: cfg, reg: prometheus.NewRegistry()}
+	if err := a.open(ctx); err != nil {
+		a.closeStores()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *App) open(ctx context.Context) error {
+	cfg := a.cfg
+	if err := os.MkdirAll(cfg.Server.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	writeLatency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "nocsoc_store_write_seconds",
+		Help:    "Latency of writes to the state store (sqlite) and the event store (duckdb).",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
+	}, []string{"store"})
+	a.reg.MustRegister(writeLatency, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	st, err := store.Open(ctx, filepath.Join(cfg.Server.DataDir, "state.db"), a.log)
+	if err != nil {
+		return err
+	}
+	a.st = st
+	st.OnWrite(func(op string, d time.Duration) { writeLatency.WithLabelValues("sqlite").Observe(d.Seconds()) })
+
+	ev, err := eventstore.Open(ctx, eventstore.Options{
+		Path:        filepath.Join(cfg.Server.DataDir, "events.duckdb"),
+		MemoryLimit: cfg.Server.EventStore.MemoryLimit,
+		Threads:     cfg.Server.EventStore.Threads,
+		Logger:      a.log,
+		OnWrite:     func(rows int, d time.Duration) { writeLatency.WithLabelValues("duckdb").Observe(d.Seconds()) },
+	})
+	if err != nil {
+		return err
+	}
+	a.events = ev
+	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "nocsoc_eventstore_queue_depth", Help: "Rows waiting to be written to the event store.",
+	}, func() float64 { return float64(ev.QueueDepth()) }))
+
+	if err := a.bootstrapAdmin(ctx); err != nil {
+		return err
+	}
+
+	svc, err := noc.New(ctx, noc.Options{
+		Store:         st,
+		Events:        ev,
+		Prober:        check.NewProber(check.ProberOptions{Logger: a.log}),
+		Workers:       cfg.Server.Workers,
+		FlapWindow:    cfg.Server.FlapWindow.D(),
+		FlapThreshold: cfg.Server.FlapThreshold,
+		Logger:        a.log,
+		Metrics:       noc.NewMetrics(a.reg),
+	})
+	if err != nil {
+		return err
+	}
+	if err := svc.Apply(ctx, cfg.Checks, cfg.Maintenance); err != nil {
+		return fmt.Errorf("apply config: %w", err)
+	}
+	a.noc = svc
+	a.reg.MustRegister(noc.StateCollector{S: svc})
+
+	a.handler = web.New(web.Options{
+		Store:   st,
+		NOC:     svc,
+		Events:  ev,
+		Metrics: promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}),
+		Logger:  a.log,
+		Version: Version,
+	})
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Server.Listen, err)
+	}
+	a.ln = ln
+	return nil
+}
+
+// bootstrapAdmin creates user admin on first start.
+func (a *App) bootstrapAdmin(ctx context.Context) error {
+	n, err := a.st.CountUsers(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	pw := a.opts.AdminPassword
+	generated := pw == ""
+	if generated {
+		if pw, err = auth.GeneratePassword(); err != nil {
+			return err
+		}
+	}
+	hash, err := auth.HashPassword(pw)
+	if err != nil {
+		return err
+	}
+	if _, err := a.st.CreateUser(ctx, store.Actor{Name: "system"}, store.User{Name: "admin", Role: auth.RoleAdmin, PasswordHash: hash, CreatedAt: time.Now().UTC()}); err != nil {
+		return fmt.Errorf("create admin user: %w", err)
+	}
+	if generated {
+		fmt.Fprintf(a.opts.Stderr, "nocsoc: created user \"admin\" with password %s\nnocsoc: it is shown only this once; create an API token with: nocsoc token create --data %s --user admin\n", pw, a.cfg.Server.DataDir)
+	} else {
+		fmt.Fprintln(a.opts.Stderr, "nocsoc: created user \"admin\" with the password from NOCSOC_ADMIN_PASSWORD")
+	}
+	return nil
+}
+
+// Addr is the address the HTTP server listens on.
+func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// URL is the base URL of the HTTP server.
+func (a *App) URL() string {
+	if a.cfg.Server.TLSCert != "" {
+		return "https://" + a.Addr()
+	}
+	return "http://" + a.Addr()
+}
+
+// Store, Events and NOC expose the parts, for tests and subcommands.
+func (a *App) Store() *store.Store       { return a.st }
+func (a *App) Events() *eventstore.Store { return a.events }
+func (a *App) NOC() *noc.Service         { return a.noc }
+func (a *App) Handler() http.Handler     { return a.handler }
+
+// Reload re-reads the config file. An invalid config is refused with its
+// file:line reason and the running config stays in force.
+func (a *App) Reload(ctx context.Context) error {
+	if a.opts.ConfigPath == "" {
+		return errors.New("no config file to reload")
+	}
+	a.cfgMu.Lock()
+	defer a.cfgMu.Unlock()
+	c, err := config.LoadFile(a.opts.ConfigPath)
+	if err != nil {
+		a.log.Error("config reload refused; the running config stays in force", "err", err)
+		return err
+	}
+	if err := a.noc.Apply(ctx, c.Checks, c.Maintenance); err != nil {
+		a.log.Error("config reload refused; the running config stays in force", "err", err)
+		return err
+	}
+	// Server settings (listen, data dir) need a restart; checks and windows apply now.
+	c.Server = a.cfg.Server
+	a.cfg = c
+	a.log.Info("config reloaded", "checks", len(c.Checks), "maintenance_windows", len(c.Maintenance))
+	return nil
+}
+
+// Run serves until ctx ends, then shuts down gracefully: the HTTP server
+// stops accepting, in-flight probes are cancelled and awaited, queued
+// results are flushed and the stores closed.
+func (a *App) Run(ctx context.Context) error {
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      120 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 3)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var err error
+		if a.cfg.Server.TLSCert != "" {
+			srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+			err = srv.ServeTLS(a.ln, a.cfg.Server.TLSCert, a.cfg.Server.TLSKey)
+		} else {
+			err = srv.Serve(a.ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http server: %w", err)
+		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := a.noc.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+			errc <- fmt.Errorf("noc: %w", err)
+		}
+	}()
+	if a.opts.ConfigPath != "" && a.opts.ConfigPoll >= 0 {
+		poll := a.opts.ConfigPoll
+		if poll == 0 {
+			poll = 2 * time.Second
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			config.Watch(runCtx, a.opts.ConfigPath, poll, func() { _ = a.Reload(runCtx) })
+		}()
+	}
+	a.log.Info("nocsoc serving", "url", a.URL(), "data_dir", a.cfg.Server.DataDir, "version", Version)
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	a.log.Info("shutting down")
+	shutCtx, shutCancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer shutCancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		a.log.Warn("http shutdown", "err", err)
+	}
+	cancel()
+	wg.Wait()
+	if err := a.closeStores(); err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}
+
+func (a *App) closeStores() error {
+	var errs []error
+	if a.events != nil {
+		errs = append(errs, a.events.Close())
+		a.events = nil
+	}
+	if a.st != nil {
+		errs = append(errs, a.st.Close())
+		a.st = nil
+	}
+	if a.ln != nil {
+		_ = a.ln.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// Close releases everything without running (for a New that is not Run).
+func (a *App) Close() error { return a.closeStores() }

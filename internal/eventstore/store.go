@@ -1,0 +1,406 @@
+// Package eventstore owns nocsoc's time series (check results today; log
+// events and metric samples later) in an embedded DuckDB file,
+// <data>/events.duckdb. Writes go through a bounded in-process queue and are
+// appended in batches with DuckDB's appender; queries are hand-written SQL
+// that aggregate inside DuckDB.
+//
+// # Uptime semantics
+//
+// Each check result covers the time from its own timestamp until the next
+// result of the same check, but at most 1.5 × the check's interval + 5s (the
+// coverage cap; the interval is the one recorded with the result). Time in
+// [from, end) not covered by any result is Unknown, where end is to clipped
+// to the current time: this is how periods when nocsoc itself was not running
+// count as unknown, never as up. A result before from whose coverage reaches
+// into the range counts for the overlapping part. The state of the covering
+// result decides where its time goes:
+//
+//   - up → Up
+//   - down, unreachable → Down (the service was unavailable even when the
+//     root cause was elsewhere)
+//   - flapping → Up if that result was OK, else Down
+//   - maintenance → Maintenance (excluded from the ratio)
+//   - unknown → Unknown
+//
+// Up + Down + Maintenance + Unknown = end − from. Ratio = Up / (Up + Down),
+// nil when Up + Down is zero. Results and Failures (results with OK false)
+// count results timestamped in [from, to), maintenance included; latency
+// percentiles are taken over the same results minus those in maintenance
+// (nearest-rank: always a measured value).
+//
+// StateChanges follow the same model: a change is recorded where a result's
+// state differs from the state before it, and where a result's coverage cap
+// runs out before the next result (a change to unknown at that instant).
+//
+// Timestamps are stored with microsecond precision, in UTC.
+package eventstore
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/duckdb/duckdb-go/v2"
+)
+
+// Defaults for Options.
+const (
+	DefaultMemoryLimit = "512MB"
+	DefaultThreads     = 2
+	DefaultBatchSize   = 5000
+	DefaultFlushEvery  = time.Second
+	DefaultQueueSize   = 100000
+)
+
+// ErrClosed is returned by operations on a closed Store.
+var ErrClosed = errors.New("eventstore: store is closed")
+
+// Options configures Open.
+type Options struct {
+	// Path is the database file, normally <data>/events.duckdb; "" opens an
+	// in-memory database (tests).
+	Path string
+	// MemoryLimit is DuckDB's memory_limit, e.g. "512MB" (default).
+	MemoryLimit string
+	// Threads is DuckDB's threads setting (default 2).
+	Threads int
+	// BatchSize is the number of rows written per append batch (default 5000).
+	BatchSize int
+	// FlushEvery bounds how long a partial batch waits in the queue
+	// (default 1s).
+	FlushEvery time.Duration
+	// QueueSize is the number of rows that may wait to be written (default
+	// 100000); AppendResults blocks while the queue is full.
+	QueueSize int
+	// Logger receives write errors; nil discards them.
+	Logger *slog.Logger
+	// OnWrite, if set, is called after each committed batch with its row
+	// count and write latency (for metrics). It runs on the writer goroutine
+	// and must be quick.
+	OnWrite func(rows int, d time.Duration)
+	// Now is the clock used to clip the open end of Uptime and StateChanges;
+	// nil means time.Now. Tests inject a fixed clock.
+	Now func() time.Time
+}
+
+// memoryLimitRE accepts what DuckDB accepts for memory_limit in the common
+// forms, so a typo fails here with a clear message rather than deep inside
+// DuckDB's config parser.
+var memoryLimitRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$`)
+
+func (o *Options) normalize() error {
+	if o.MemoryLimit == "" {
+		o.MemoryLimit = DefaultMemoryLimit
+	}
+	if !memoryLimitRE.MatchString(o.MemoryLimit) {
+		return fmt.Errorf("MemoryLimit: %q is not a size like \"512MB\" or \"2GiB\"", o.MemoryLimit)
+	}
+	if o.Threads == 0 {
+		o.Threads = DefaultThreads
+	}
+	if o.Threads < 0 {
+		return fmt.Errorf("Threads: must not be negative (got %d)", o.Threads)
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = DefaultBatchSize
+	}
+	if o.BatchSize < 0 {
+		return fmt.Errorf("BatchSize: must not be negative (got %d)", o.BatchSize)
+	}
+	if o.FlushEvery == 0 {
+		o.FlushEvery = DefaultFlushEvery
+	}
+	if o.FlushEvery < 0 {
+		return fmt.Errorf("FlushEvery: must not be negative (got %s)", o.FlushEvery)
+	}
+	if o.QueueSize == 0 {
+		o.QueueSize = DefaultQueueSize
+	}
+	if o.QueueSize < 0 {
+		return fmt.Errorf("QueueSize: must not be negative (got %d)", o.QueueSize)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
+
+// Store is the DuckDB time-series store. It is safe for concurrent use.
+type Store struct {
+	db  *sql.DB
+	o   Options
+	log *slog.Logger
+
+	// wconn is the writer's own connection: the appender needs a raw driver
+	// connection, and keeping one for the store's lifetime avoids competing
+	// with queries for the pool. wmu serializes its users (batches and
+	// compaction).
+	wmu   sync.Mutex
+	wconn *sql.Conn
+
+	mu         sync.Mutex
+	queue      []ResultRow
+	enqueued   uint64        // sequence number of the last enqueued row
+	done       uint64        // sequence number of the last row written (or failed)
+	drainTo    uint64        // write partial batches until done reaches this
+	space      chan struct{} // closed (and replaced) when rows leave the queue
+	progress   chan struct{} // closed (and replaced) when done advances
+	closing    bool
+	failErr    error  // last write error
+	failSeq    uint64 // done value after the last failed batch
+	kick       chan struct{}
+	writerDone chan struct{}
+
+	dict dictionary
+}
+
+// Open opens (creating if needed) the store and brings its schema up to date.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	if err := o.normalize(); err != nil {
+		return nil, fmt.Errorf("eventstore: open: %w", err)
+	}
+	q := url.Values{}
+	q.Set("memory_limit", o.MemoryLimit)
+	q.Set("threads", fmt.Sprint(o.Threads))
+	connector, err := duckdb.NewConnector(o.Path+"?"+q.Encode(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: open %q: %w", o.Path, err)
+	}
+	db := sql.OpenDB(connector)
+	s := &Store{
+		db:         db,
+		o:          o,
+		log:        o.Logger.With("component", "eventstore"),
+		space:      make(chan struct{}),
+		progress:   make(chan struct{}),
+		kick:       make(chan struct{}, 1),
+		writerDone: make(chan struct{}),
+	}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("eventstore: open: %w", err)
+	}
+	if err := s.dict.load(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("eventstore: open: %w", err)
+	}
+	s.wconn, err = db.Conn(ctx)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("eventstore: open: writer connection: %w", err)
+	}
+	go s.run()
+	return s, nil
+}
+
+// Close writes everything queued, stops the writer and closes the database.
+// It is safe to call more than once.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		<-s.writerDone
+		return nil
+	}
+	s.closing = true
+	s.mu.Unlock()
+	s.wake()
+	<-s.writerDone
+	err := errors.Join(s.wconn.Close(), s.db.Close())
+	if err != nil {
+		return fmt.Errorf("eventstore: close: %w", err)
+	}
+	s.mu.Lock()
+	failErr, failed := s.failErr, s.failSeq > 0
+	s.mu.Unlock()
+	if failed {
+		// Rows were lost at some point; Close is the last chance to say so.
+		return fmt.Errorf("eventstore: close: an earlier write failed: %w", failErr)
+	}
+	return nil
+}
+
+// QueueDepth is the number of rows waiting to be written.
+func (s *Store) QueueDepth() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue)
+}
+
+// Flush returns when every row enqueued before the call has been written and
+// committed, or with the error of a batch that failed meanwhile.
+func (s *Store) Flush(ctx context.Context) error {
+	s.mu.Lock()
+	target, start := s.enqueued, s.done
+	if s.done >= target {
+		s.mu.Unlock()
+		return nil
+	}
+	s.drainTo = max(s.drainTo, target)
+	s.mu.Unlock()
+	s.wake()
+	for {
+		s.mu.Lock()
+		if s.done >= target {
+			var err error
+			if s.failSeq > start {
+				err = fmt.Errorf("eventstore: flush: %w", s.failErr)
+			}
+			s.mu.Unlock()
+			return err
+		}
+		ch := s.progress
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("eventstore: flush: %w", ctx.Err())
+		}
+	}
+}
+
+func (s *Store) wake() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// enqueue adds rows to the queue, waiting for space when it is full. Rows
+// larger than the queue are enqueued in parts, so on a ctx error the rows
+// before the returned count are already queued.
+func (s *Store) enqueue(ctx context.Context, rows []ResultRow) (int, error) {
+	n := 0
+	for n < len(rows) {
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			return n, ErrClosed
+		}
+		free := s.o.QueueSize - len(s.queue)
+		if free <= 0 {
+			ch := s.space
+			s.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return n, ctx.Err()
+			}
+		}
+		k := min(free, len(rows)-n)
+		s.queue = append(s.queue, rows[n:n+k]...)
+		s.enqueued += uint64(k)
+		full := len(s.queue) >= s.o.BatchSize
+		s.mu.Unlock()
+		if full {
+			s.wake()
+		}
+		n += k
+	}
+	return n, nil
+}
+
+// run is the writer goroutine: it writes full batches as soon as they are
+// there, partial batches on each FlushEvery tick, on Flush and on Close.
+func (s *Store) run() {
+	defer close(s.writerDone)
+	ticker := time.NewTicker(s.o.FlushEvery)
+	defer ticker.Stop()
+	ctx := context.Background()
+	var compactedTo time.Time
+	for {
+		s.mu.Lock()
+		n := len(s.queue)
+		urgent := s.closing || s.drainTo > s.done
+		if n >= s.o.BatchSize || (n > 0 && urgent) {
+			k := min(n, s.o.BatchSize)
+			// The batch keeps pointing into the queue's backing array; the
+			// queue moves past it and never writes there again (appends go
+			// beyond its length), so no copy is needed.
+			batch := s.queue[:k:k]
+			s.queue = s.queue[k:]
+			if len(s.queue) == 0 {
+				s.queue = nil
+			}
+			close(s.space)
+			s.space = make(chan struct{})
+			s.mu.Unlock()
+
+			err := s.writeResults(ctx, batch)
+
+			s.mu.Lock()
+			s.done += uint64(k)
+			if err != nil {
+				s.failErr, s.failSeq = err, s.done
+			}
+			close(s.progress)
+			s.progress = make(chan struct{})
+			s.mu.Unlock()
+			if err != nil {
+				s.log.Error("writing check results failed; batch dropped", "rows", k, "err", err)
+			}
+			continue
+		}
+		if s.closing {
+			// Wake any appender still waiting for space: it will see closing.
+			close(s.space)
+			s.space = make(chan struct{})
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.kick:
+		case <-ticker.C:
+			s.mu.Lock()
+			s.drainTo = max(s.drainTo, s.enqueued)
+			s.mu.Unlock()
+			if cut := compactCutoff(s.o.Now()); cut.After(compactedTo) {
+				// Advance even on failure: the next cutoff retries every older
+				// row anyway, and a persistent error should not log every tick.
+				compactedTo = cut
+				start := time.Now()
+				if n, err := s.compact(ctx, cut); err != nil {
+					s.log.Error("compacting check results failed", "before", cut, "err", err)
+				} else if n > 0 {
+					s.log.Info("compacted check results", "before", cut, "rows", n, "took", time.Since(start))
+				}
+			}
+		}
+	}
+}
+
+// withAppender runs fill with a fresh appender on table using conn (the
+// writer connection; the caller holds wmu), and commits what fill appended;
+// on error nothing is committed.
+func withAppender(ctx context.Context, wconn *sql.Conn, table string, fill func(a *duckdb.Appender) error) error {
+	return wconn.Raw(func(dc any) error {
+		conn, ok := dc.(driver.Conn)
+		if !ok {
+			return fmt.Errorf("unexpected driver connection %T", dc)
+		}
+		a, err := duckdb.NewAppender(conn, "", "", table)
+		if err != nil {
+			return fmt.Errorf("appender for %s: %w", table, err)
+		}
+		if err := fill(a); err != nil {
+			// Discard the rows appended so far so the batch stays all-or-nothing.
+			return errors.Join(err, a.Clear(), a.Close())
+		}
+		if err := a.CloseWithCancel(ctx); err != nil {
+			return fmt.Errorf("append to %s: %w", table, err)
+		}
+		return nil
+	})
+}

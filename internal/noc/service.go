@@ -1,0 +1,410 @@
+// Package noc owns the NOC's running monitoring: the live set of checks
+// (provisioned from the config file and created through the API), their
+// scheduling, state tracking, result history, push heartbeats and the
+// alerts that state changes open and resolve.
+package noc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nocsoc/nocsoc/internal/alert"
+	"github.com/nocsoc/nocsoc/internal/auth"
+	"github.com/nocsoc/nocsoc/internal/check"
+	"github.com/nocsoc/nocsoc/internal/eventstore"
+	"github.com/nocsoc/nocsoc/internal/maintenance"
+	"github.com/nocsoc/nocsoc/internal/monitor"
+	"github.com/nocsoc/nocsoc/internal/schedule"
+	"github.com/nocsoc/nocsoc/internal/store"
+)
+
+// ErrProvisioned is returned when the API tries to change something that is
+// provisioned from the config file.
+var ErrProvisioned = errors.New("provisioned from the config file: change it there")
+
+// Options configures a Service.
+type Options struct {
+	Store         *store.Store
+	Events        *eventstore.Store
+	Prober        *check.Prober
+	Workers       int
+	FlapWindow    time.Duration
+	FlapThreshold int
+	Logger        *slog.Logger
+	Metrics       *Metrics
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Service runs the NOC's checks.
+type Service struct {
+	st      *store.Store
+	events  *eventstore.Store
+	prober  *check.Prober
+	log     *slog.Logger
+	metrics *Metrics
+	now     func() time.Time
+	tracker *monitor.Tracker
+	sched   *schedule.Scheduler
+
+	// mu guards the fields below: the current set of checks and windows.
+	mu          sync.RWMutex
+	provisioned []check.Spec
+	dynamic     []check.Spec
+	specs       map[string]check.Spec
+	provWindows []maintenance.Window
+	windows     *maintenance.Set
+	windowList  []maintenance.Window
+
+	push *pushRegistry
+
+	dirtyMu sync.Mutex
+	dirty   map[string]struct{}
+}
+
+// New creates the service, loads API-created checks and windows from the
+// store and restores saved states. Call Apply with the config, then Run.
+func New(ctx context.Context, o Options) (*Service, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
+	s := &Service{
+		st: o.Store, events: o.Events, prober: o.Prober,
+		log: o.Logger.With("component", "noc"), metrics: o.Metrics, now: o.Now,
+		specs: map[string]check.Spec{},
+		dirty: map[string]struct{}{},
+	}
+	s.push = newPushRegistry(o.Now)
+	s.tracker = monitor.NewTracker(monitor.Options{
+		FlapWindow:    o.FlapWindow,
+		FlapThreshold: o.FlapThreshold,
+		InMaintenance: s.inMaintenance,
+	})
+	s.sched = schedule.New(schedule.Options{
+		Workers: o.Workers,
+		Probe:   s.probe,
+		Report:  s.report,
+		Logger:  o.Logger,
+	})
+	dyn, err := s.st.ListChecks(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("noc: load checks: %w", err)
+	}
+	s.dynamic = dyn
+	ws, err := s.st.ListWindows(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("noc: load maintenance windows: %w", err)
+	}
+	if err := s.setWindowsLocked(nil, ws); err != nil {
+		return nil, err
+	}
+	if err := s.applyLocked(nil, dyn); err != nil {
+		return nil, fmt.Errorf("noc: stored checks: %w", err)
+	}
+	saved, err := s.st.LoadStatuses(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("noc: load statuses: %w", err)
+	}
+	var sts []monitor.Status
+	for _, sv := range saved {
+		var m monitor.Status
+		if len(sv.Data) > 0 && json.Unmarshal(sv.Data, &m) == nil && m.Check != "" {
+			sts = append(sts, m)
+		}
+	}
+	s.tracker.Restore(sts)
+	return s, nil
+}
+
+// Apply installs the provisioned checks and windows of a (re)loaded config.
+// The whole set (provisioned and API-created) is validated first; on error
+// nothing changes.
+func (s *Service) Apply(ctx context.Context, checks []check.Spec, windows []maintenance.Window) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range checks {
+		for _, d := range s.dynamic {
+			if d.Name == c.Name {
+				return fmt.Errorf("check %q is defined in the config file and was also created through the API; delete one of them", c.Name)
+			}
+		}
+	}
+	oldWindows := s.provWindows
+	if err := s.setWindowsLocked(windows, s.dynamicWindowsLocked()); err != nil {
+		return err
+	}
+	if err := s.applyLocked(checks, s.dynamic); err != nil {
+		_ = s.setWindowsLocked(oldWindows, s.dynamicWindowsLocked())
+		return err
+	}
+	// Register push tokens given in the config, so heartbeats find them.
+	for _, c := range checks {
+		if c.Type == check.TypePush && c.Push != nil && c.Push.Token != "" {
+			if err := s.st.SetPushToken(ctx, c.Name, auth.HashToken(c.Push.Token)); err != nil {
+				return fmt.Errorf("noc: register push token of %q: %w", c.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Service) dynamicWindowsLocked() []maintenance.Window {
+	var out []maintenance.Window
+	for _, w := range s.windowList {
+		if !w.Provisioned {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+func (s *Service) setWindowsLocked(prov, dyn []maintenance.Window) error {
+	all := make([]maintenance.Window, 0, len(prov)+len(dyn))
+	for _, w := range prov {
+		w.Provisioned = true
+		all = append(all, w)
+	}
+	all = append(all, dyn...)
+	set, err := maintenance.NewSet(all)
+	if err != nil {
+		return fmt.Errorf("noc: maintenance windows: %w", err)
+	}
+	s.provWindows = prov
+	s.windows = set
+	s.windowList = all
+	return nil
+}
+
+// applyLocked validates and installs a new set of checks. s.mu must be held.
+func (s *Service) applyLocked(prov, dyn []check.Spec) error {
+	all := make([]check.Spec, 0, len(prov)+len(dyn))
+	for _, c := range prov {
+		c.Provisioned = true
+		c.Normalize()
+		all = append(all, c)
+	}
+	for _, c := range dyn {
+		c.Provisioned = false
+		c.Normalize()
+		all = append(all, c)
+	}
+	for _, c := range all {
+		if err := c.Validate(); err != nil {
+			return fmt.Errorf("check %q: %w", c.Name, err)
+		}
+	}
+	if name, err := check.ValidateSet(all); err != nil {
+		return fmt.Errorf("check %q: %w", name, err)
+	}
+	specs := make(map[string]check.Spec, len(all))
+	for _, c := range all {
+		specs[c.Name] = c
+		s.push.register(c.Name)
+	}
+	s.provisioned, s.dynamic, s.specs = prov, dyn, specs
+	s.tracker.SetChecks(all)
+	s.sched.Set(all)
+	s.metrics.setChecks(len(all))
+	return nil
+}
+
+func (s *Service) inMaintenance(name string, labels map[string]string, now time.Time) (string, bool) {
+	s.mu.RLock()
+	set := s.windows
+	s.mu.RUnlock()
+	if set == nil {
+		return "", false
+	}
+	w, ok := set.Active(name, labels, now)
+	if !ok {
+		return "", false
+	}
+	return w.Name, true
+}
+
+// Run runs the scheduler and the status saver until ctx ends, then saves
+// the final statuses.
+func (s *Service) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				s.saveStatuses(ctx)
+			}
+		}
+	}()
+	err := s.sched.Run(ctx)
+	wg.Wait()
+	// The run context is done; save with a fresh one so the last states land.
+	saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	s.saveStatuses(saveCtx)
+	return err
+}
+
+func (s *Service) markDirty(name string) {
+	s.dirtyMu.Lock()
+	s.dirty[name] = struct{}{}
+	s.dirtyMu.Unlock()
+}
+
+func (s *Service) saveStatuses(ctx context.Context) {
+	s.dirtyMu.Lock()
+	names := make([]string, 0, len(s.dirty))
+	for n := range s.dirty {
+		names = append(names, n)
+	}
+	s.dirty = map[string]struct{}{}
+	s.dirtyMu.Unlock()
+	if len(names) == 0 {
+		return
+	}
+	sort.Strings(names)
+	out := make([]store.SavedStatus, 0, len(names))
+	for _, n := range names {
+		st, ok := s.tracker.Status(n)
+		if !ok {
+			continue
+		}
+		data, err := json.Marshal(st)
+		if err != nil {
+			continue
+		}
+		out = append(out, store.SavedStatus{Check: n, State: string(st.State), RootCause: st.RootCause, Since: st.Since, Data: data})
+	}
+	if err := s.st.SaveStatuses(ctx, out); err != nil {
+		s.log.Error("save check statuses", "err", err)
+		for _, n := range names {
+			s.markDirty(n)
+		}
+	}
+}
+
+// probe runs one check; push checks are answered from the heartbeat registry.
+func (s *Service) probe(ctx context.Context, c check.Spec) check.Result {
+	if c.Type == check.TypePush {
+		return s.push.evaluate(c)
+	}
+	r := s.prober.Probe(ctx, c)
+	s.metrics.observeProbe(c.Type, r)
+	return r
+}
+
+// report receives every result: it updates state, stores the result and
+// opens or resolves alerts.
+func (s *Service) report(r check.Result) {
+	ctx := context.Background()
+	s.mu.RLock()
+	spec, known := s.specs[r.Check]
+	s.mu.RUnlock()
+	if !known {
+		return // removed while the probe ran
+	}
+	outs := s.tracker.Observe(r)
+	for _, o := range outs {
+		s.markDirty(o.Check)
+		if o.Result != nil {
+			row := eventstore.ResultRow{
+				Time: o.Result.Time, Check: o.Check, OK: o.Result.OK, State: o.State, RootCause: o.RootCause,
+				Duration: o.Result.Duration, Error: o.Result.Error, StatusCode: o.Result.StatusCode,
+				Detail: o.Result.Detail, Interval: spec.Interval.D(),
+			}
+			if err := s.events.AppendResults(ctx, row); err != nil {
+				s.log.Error("store result", "check", o.Check, "err", err)
+			}
+		}
+		if o.Changed {
+			s.log.Info("check state changed", "check", o.Check, "from", o.From, "to", o.To, "root_cause", o.RootCause, "reason", o.Reason)
+			s.metrics.stateChanges.WithLabelValues(string(o.To)).Inc()
+		}
+		switch o.Alert {
+		case monitor.AlertOpen:
+			s.openAlert(ctx, o)
+		case monitor.AlertResolve:
+			s.resolveAlert(ctx, o.Check, o.Reason)
+		}
+	}
+}
+
+// AlertFingerprint is the fingerprint of the alert a check raises.
+func AlertFingerprint(checkName string) string {
+	return alert.Fingerprint(map[string]string{"source": "check:" + checkName})
+}
+
+func (s *Service) openAlert(ctx context.Context, o monitor.Outcome) {
+	s.mu.RLock()
+	spec, ok := s.specs[o.Check]
+	s.mu.RUnlock()
+	if !ok {
+		return
+	}
+	now := s.now()
+	if o.Result != nil {
+		now = o.Result.Time
+	}
+	labels := map[string]string{}
+	for k, v := range spec.Labels {
+		labels[k] = v
+	}
+	labels["check"] = spec.Name
+	labels["check_type"] = spec.Type
+	title := fmt.Sprintf("%s is down", spec.Name)
+	desc := o.Reason
+	if o.Result != nil && o.Result.Error != "" {
+		desc = o.Result.Error
+	}
+	a := alert.Alert{
+		Fingerprint: AlertFingerprint(spec.Name),
+		Status:      alert.StatusFiring,
+		Team:        alert.TeamNOC,
+		Origin:      alert.OriginNatural,
+		Severity:    spec.Severity,
+		Title:       title,
+		Description: desc,
+		Labels:      labels,
+		Source:      "check:" + spec.Name,
+		StartedAt:   now,
+		LastSeenAt:  now,
+		Occurrences: 1,
+	}
+	got, created, err := s.st.OpenAlert(ctx, a)
+	if err != nil {
+		s.log.Error("open alert", "check", spec.Name, "err", err)
+		return
+	}
+	if created {
+		s.metrics.alertsOpened.WithLabelValues(a.Team, a.Severity).Inc()
+		s.log.Warn("alert opened", "alert", got.ID, "check", spec.Name, "severity", a.Severity, "title", title)
+	}
+}
+
+func (s *Service) resolveAlert(ctx context.Context, name, reason string) {
+	got, err := s.st.ResolveAlert(ctx, AlertFingerprint(name), s.now())
+	if errors.Is(err, store.ErrNotFound) {
+		return
+	}
+	if err != nil {
+		s.log.Error("resolve alert", "check", name, "err", err)
+		return
+	}
+	s.log.Info("alert resolved", "alert", got.ID, "check", name, "reason", reason)
+}

@@ -1,0 +1,218 @@
+// Package web serves nocsoc's HTTP interface: the JSON API under /api/v1,
+// health and Prometheus endpoints, and push heartbeats. Every API call is
+// authenticated with a bearer token and authorised by role.
+package web
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nocsoc/nocsoc/internal/auth"
+	"github.com/nocsoc/nocsoc/internal/eventstore"
+	"github.com/nocsoc/nocsoc/internal/noc"
+	"github.com/nocsoc/nocsoc/internal/store"
+)
+
+// Options configures the HTTP handler.
+type Options struct {
+	Store   *store.Store
+	NOC     *noc.Service
+	Events  *eventstore.Store
+	Metrics http.Handler
+	Logger  *slog.Logger
+	Version string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+type server struct {
+	st      *store.Store
+	noc     *noc.Service
+	events  *eventstore.Store
+	log     *slog.Logger
+	version string
+	now     func() time.Time
+}
+
+// New returns the HTTP handler.
+func New(o Options) http.Handler {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &server{st: o.Store, noc: o.NOC, events: o.Events, log: o.Logger.With("component", "web"), version: o.Version, now: o.Now}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	if o.Metrics != nil {
+		mux.Handle("GET /metrics", s.authed(auth.RoleViewer, func(w http.ResponseWriter, r *http.Request, _ principal) error {
+			o.Metrics.ServeHTTP(w, r)
+			return nil
+		}))
+	}
+	// Push heartbeats authenticate with the token in the URL.
+	mux.HandleFunc("POST /api/v1/push/{token}", s.push)
+	mux.HandleFunc("GET /api/v1/push/{token}", s.push)
+
+	route := func(pattern, role string, h handlerFunc) { mux.Handle(pattern, s.authed(role, h)) }
+	route("GET /api/v1/me", auth.RoleViewer, s.me)
+
+	route("GET /api/v1/checks", auth.RoleViewer, s.listChecks)
+	route("POST /api/v1/checks", auth.RoleOperator, s.createCheck)
+	route("GET /api/v1/checks/{name}", auth.RoleViewer, s.getCheck)
+	route("PUT /api/v1/checks/{name}", auth.RoleOperator, s.updateCheck)
+	route("DELETE /api/v1/checks/{name}", auth.RoleOperator, s.deleteCheck)
+	route("POST /api/v1/checks/{name}/run", auth.RoleOperator, s.runCheck)
+	route("GET /api/v1/checks/{name}/results", auth.RoleViewer, s.checkResults)
+	route("GET /api/v1/checks/{name}/uptime", auth.RoleViewer, s.checkUptime)
+	route("GET /api/v1/checks/{name}/changes", auth.RoleViewer, s.checkChanges)
+
+	route("GET /api/v1/maintenance", auth.RoleViewer, s.listWindows)
+	route("POST /api/v1/maintenance", auth.RoleOperator, s.createWindow)
+	route("GET /api/v1/maintenance/{id}", auth.RoleViewer, s.getWindow)
+	route("PUT /api/v1/maintenance/{id}", auth.RoleOperator, s.updateWindow)
+	route("DELETE /api/v1/maintenance/{id}", auth.RoleOperator, s.deleteWindow)
+
+	route("GET /api/v1/alerts", auth.RoleViewer, s.listAlerts)
+	route("GET /api/v1/alerts/{id}", auth.RoleViewer, s.getAlert)
+
+	route("GET /api/v1/tokens", auth.RoleViewer, s.listTokens)
+	// Creating a token also accepts HTTP Basic (user name and password), so
+	// a person can get their first token with curl -u.
+	mux.Handle("POST /api/v1/tokens", s.authenticated(auth.RoleViewer, true, s.createToken))
+	route("DELETE /api/v1/tokens/{id}", auth.RoleViewer, s.revokeToken)
+
+	route("GET /api/v1/users", auth.RoleAdmin, s.listUsers)
+	route("POST /api/v1/users", auth.RoleAdmin, s.createUser)
+
+	route("GET /api/v1/audit", auth.RoleAdmin, s.listAudit)
+
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, errorBody{Error: "no such endpoint: " + r.Method + " " + r.URL.Path})
+	})
+	return securityHeaders(mux)
+}
+
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("X-Frame-Options", "DENY")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.version})
+}
+
+// principal is who makes a request.
+type principal struct {
+	User    store.User
+	TokenID int64
+	Remote  string
+}
+
+func (p principal) actor() store.Actor {
+	return store.Actor{Name: p.User.Name, Remote: p.Remote}
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, p principal) error
+
+// authed authenticates the bearer token and checks the role, then runs h
+// and writes its error, if any.
+func (s *server) authed(need string, h handlerFunc) http.Handler {
+	return s.authenticated(need, false, h)
+}
+
+func (s *server) authenticated(need string, basic bool, h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var p principal
+		var err error
+		if user, pw, ok := r.BasicAuth(); ok && basic {
+			p, err = s.authenticatePassword(r, user, pw)
+		} else {
+			p, err = s.authenticate(r)
+		}
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="nocsoc"`)
+			writeJSON(w, http.StatusUnauthorized, errorBody{Error: err.Error()})
+			return
+		}
+		if !auth.Allows(p.User.Role, need) {
+			writeJSON(w, http.StatusForbidden, errorBody{Error: "role " + p.User.Role + " may not do this; needs " + need})
+			return
+		}
+		if err := h(w, r, p); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+var errNoToken = errors.New("authentication required: send Authorization: Bearer <token>")
+
+func (s *server) authenticate(r *http.Request) (principal, error) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+		return principal{}, errNoToken
+	}
+	t, u, err := s.st.TokenByHash(r.Context(), auth.HashToken(strings.TrimSpace(tok)))
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.log.Error("token lookup", "err", err)
+		}
+		return principal{}, errors.New("invalid token")
+	}
+	now := s.now()
+	switch {
+	case t.RevokedAt != nil:
+		return principal{}, errors.New("token revoked")
+	case t.ExpiresAt != nil && now.After(*t.ExpiresAt):
+		return principal{}, errors.New("token expired")
+	case u.Disabled:
+		return principal{}, errors.New("user disabled")
+	}
+	if err := s.st.TouchToken(context.WithoutCancel(r.Context()), t.ID, now); err != nil {
+		s.log.Warn("touch token", "err", err)
+	}
+	return principal{User: u, TokenID: t.ID, Remote: remoteIP(r)}, nil
+}
+
+func (s *server) authenticatePassword(r *http.Request, name, pw string) (principal, error) {
+	bad := errors.New("invalid user name or password")
+	u, err := s.st.UserByName(r.Context(), name)
+	if err != nil {
+		// Hash anyway so a missing user takes as long as a wrong password.
+		_, _ = auth.VerifyPassword(dummyHash, pw)
+		return principal{}, bad
+	}
+	ok, err := auth.VerifyPassword(u.PasswordHash, pw)
+	if err != nil || !ok || u.Disabled {
+		return principal{}, bad
+	}
+	return principal{User: u, Remote: remoteIP(r)}, nil
+}
+
+// dummyHash is a valid argon2id hash of a random password, used to keep
+// the timing of unknown-user logins equal to wrong-password ones.
+const dummyHash = "$argon2id$v=19$m=65536,t=2,p=2$c29tZXNhbHRzb21lc2FsdA$2sVv0n4tyc3ZC1xvlAUMX6kZ6fHCh1GEfD93rnbB7m4"
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (s *server) me(w http.ResponseWriter, r *http.Request, p principal) error {
+	writeJSON(w, http.StatusOK, map[string]any{"user": p.User.Name, "role": p.User.Role, "token_id": p.TokenID})
+	return nil
+}

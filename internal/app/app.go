@@ -53,6 +53,9 @@ type Options struct {
 type App struct {
 	opts    Options
 	log     *slog.Logger
+	// server holds the settings fixed for the process's life; cfg (under
+	// cfgMu) is the last applied config, replaced on reload.
+	server  config.Server
 	cfg     *config.Config
 	cfgMu   sync.Mutex
 	st      *store.Store
@@ -85,7 +88,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 	if o.Listen != "" {
 		cfg.Server.Listen = o.Listen
 	}
-	a := &App{opts: o, log: o.Logger, cfg: cfg, reg: prometheus.NewRegistry()}
+	a := &App{opts: o, log: o.Logger, cfg: cfg, server: cfg.Server, reg: prometheus.NewRegistry()}
 	if err := a.open(ctx); err != nil {
 		a.closeStores()
 		return nil, err
@@ -190,7 +193,7 @@ func (a *App) bootstrapAdmin(ctx context.Context) error {
 		return fmt.Errorf("create admin user: %w", err)
 	}
 	if generated {
-		fmt.Fprintf(a.opts.Stderr, "nocsoc: created user \"admin\" with password %s\nnocsoc: it is shown only this once; create an API token with: nocsoc token create --data %s --user admin\n", pw, a.cfg.Server.DataDir)
+		fmt.Fprintf(a.opts.Stderr, "nocsoc: created user \"admin\" with password %s\nnocsoc: it is shown only this once; create an API token with: nocsoc token create --data %s --user admin\n", pw, a.server.DataDir)
 	} else {
 		fmt.Fprintln(a.opts.Stderr, "nocsoc: created user \"admin\" with the password from NOCSOC_ADMIN_PASSWORD")
 	}
@@ -202,7 +205,7 @@ func (a *App) Addr() string { return a.ln.Addr().String() }
 
 // URL is the base URL of the HTTP server.
 func (a *App) URL() string {
-	if a.cfg.Server.TLSCert != "" {
+	if a.server.TLSCert != "" {
 		return "https://" + a.Addr()
 	}
 	return "http://" + a.Addr()
@@ -231,8 +234,8 @@ func (a *App) Reload(ctx context.Context) error {
 		a.log.Error("config reload refused; the running config stays in force", "err", err)
 		return err
 	}
-	// Server settings (listen, data dir) need a restart; checks and windows apply now.
-	c.Server = a.cfg.Server
+	// Server settings (listen, data dir) need a restart; checks and
+	// windows apply now.
 	a.cfg = c
 	a.log.Info("config reloaded", "checks", len(c.Checks), "maintenance_windows", len(c.Maintenance))
 	return nil
@@ -258,9 +261,9 @@ func (a *App) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		var err error
-		if a.cfg.Server.TLSCert != "" {
+		if a.server.TLSCert != "" {
 			srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-			err = srv.ServeTLS(a.ln, a.cfg.Server.TLSCert, a.cfg.Server.TLSKey)
+			err = srv.ServeTLS(a.ln, a.server.TLSCert, a.server.TLSKey)
 		} else {
 			err = srv.Serve(a.ln)
 		}
@@ -283,10 +286,13 @@ func (a *App) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			config.Watch(runCtx, a.opts.ConfigPath, poll, func() { _ = a.Reload(runCtx) })
+			a.cfgMu.Lock()
+			loaded := a.cfg
+			a.cfgMu.Unlock()
+			config.WatchLoaded(runCtx, loaded, poll, func() { _ = a.Reload(runCtx) })
 		}()
 	}
-	a.log.Info("nocsoc serving", "url", a.URL(), "data_dir", a.cfg.Server.DataDir, "version", Version)
+	a.log.Info("nocsoc serving", "url", a.URL(), "data_dir", a.server.DataDir, "version", Version)
 	var runErr error
 	select {
 	case <-ctx.Done():

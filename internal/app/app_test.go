@@ -569,3 +569,35 @@ func TestRestartKeepsStateAndAlerts(t *testing.T) {
 		t.Errorf("admin password printed to stderr")
 	}
 }
+
+func TestConfigFileChangeIsPickedUp(t *testing.T) {
+	dir := t.TempDir()
+	target := newTCPTarget(t)
+	path := filepath.Join(dir, "nocsoc.yaml")
+	if err := os.WriteFile(path, []byte("checks: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, err := app.New(ctx, app.Options{ConfigPath: path, DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminPassword: adminPassword,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stderr: io.Discard, ConfigPoll: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if err := os.WriteFile(path, []byte(fmt.Sprintf("checks:\n  - name: late\n    type: tcp\n    target: %s\n", target.addr)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := a.NOC().Check("late"); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the changed config file was not applied within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -5,6 +5,7 @@
 package config
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"net"
 	"net/url"
@@ -43,6 +44,10 @@ type Config struct {
 	Maintenance []maintenance.Window `yaml:"maintenance"`
 	// Path is the file the configuration was loaded from; "" for Load.
 	Path string `yaml:"-"`
+
+	// size and sum fingerprint the loaded file's content for WatchLoaded.
+	size int64
+	sum  [sha256.Size]byte
 }
 
 // Server holds the settings of the server process.
@@ -219,6 +224,7 @@ func LoadFile(path string) (*Config, error) {
 		return nil, err
 	}
 	c.Path = path
+	c.size, c.sum = int64(len(b)), sha256.Sum256(b)
 	return c, nil
 }
 

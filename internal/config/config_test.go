@@ -307,7 +307,7 @@ func TestRedacted(t *testing.T) {
 		t.Fatalf("Redacted output does not load: %v\n%s", err, out)
 	}
 	c.Checks[7].Push.Token = Secret
-	c.Path = ""
+	c.Path, c.size, c.sum = "", 0, [32]byte{}
 	if !reflect.DeepEqual(again, c) {
 		t.Errorf("round trip differs\n got: %+v\nwant: %+v", again, c)
 	}

@@ -40,13 +40,23 @@ func Watch(ctx context.Context, path string, every time.Duration, onChange func(
 	watch(ctx, path, every, onChange, nil)
 }
 
+// WatchLoaded is Watch with the baseline taken from a config returned by
+// LoadFile rather than from the file at the time Watch starts, so a change
+// made between loading and watching is not missed.
+func WatchLoaded(ctx context.Context, c *Config, every time.Duration, onChange func()) {
+	watchFrom(ctx, c.Path, every, fingerprint{ok: true, size: c.size, sum: c.sum}, onChange, nil)
+}
+
 // watch is Watch with a hook called once the starting content is known, so
 // a test can change the file strictly afterwards.
 func watch(ctx context.Context, path string, every time.Duration, onChange, started func()) {
+	watchFrom(ctx, path, every, stat(path), onChange, started)
+}
+
+func watchFrom(ctx context.Context, path string, every time.Duration, last fingerprint, onChange, started func()) {
 	if every <= 0 {
 		every = DefaultWatchInterval
 	}
-	last := stat(path)
 	if started != nil {
 		started()
 	}

@@ -25,14 +25,23 @@
 // Up + Down + Maintenance + Unknown = end − from. Ratio = Up / (Up + Down),
 // nil when Up + Down is zero. Results and Failures (results with OK false)
 // count results timestamped in [from, to), maintenance included; latency
-// percentiles are taken over the same results minus those in maintenance
-// (nearest-rank: always a measured value).
+// percentiles are taken over the same results minus those in maintenance,
+// as discrete quantiles (always a measured value, never an interpolation).
 //
 // StateChanges follow the same model: a change is recorded where a result's
-// state differs from the state before it, and where a result's coverage cap
-// runs out before the next result (a change to unknown at that instant).
+// state differs from the state before it (unknown when no earlier result
+// still covers it), and where a result's coverage cap runs out before the
+// next result (a change to unknown at that instant). They are returned
+// newest first.
 //
-// Timestamps are stored with microsecond precision, in UTC.
+// # Storage
+//
+// Rows are appended in arrival (time) order to check_results_recent. Once an
+// hour is more than five minutes past, the writer moves it to
+// check_results_archive sorted by (check id, time), so that a query for one
+// check reads one row group per hour instead of every row group; queries read
+// both through the check_results view. Timestamps are stored with
+// microsecond precision, in UTC; durations in nanoseconds.
 package eventstore
 
 import (
@@ -44,6 +53,7 @@ import (
 	"log/slog"
 	"net/url"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -96,6 +106,10 @@ type Options struct {
 var memoryLimitRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$`)
 
 func (o *Options) normalize() error {
+	if strings.ContainsAny(o.Path, "?#") {
+		// The path goes into a DSN whose query string carries settings.
+		return fmt.Errorf("Path: %q must not contain '?' or '#'", o.Path)
+	}
 	if o.MemoryLimit == "" {
 		o.MemoryLimit = DefaultMemoryLimit
 	}

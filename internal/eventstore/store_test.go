@@ -80,6 +80,7 @@ func TestOpenRejectsBadOptions(t *testing.T) {
 		o     Options
 		field string
 	}{
+		{"path with query", Options{Path: "/tmp/x.duckdb?threads=64"}, "Path"},
 		{"memory limit", Options{MemoryLimit: "lots"}, "MemoryLimit"},
 		{"memory limit injection", Options{MemoryLimit: "1GB&threads=64"}, "MemoryLimit"},
 		{"threads", Options{Threads: -1}, "Threads"},
@@ -304,5 +305,27 @@ func TestConcurrentAppenders(t *testing.T) {
 	}
 	if names != 4 {
 		t.Errorf("%d check names, want 4", names)
+	}
+}
+
+func TestWriteFailureReachesFlushAndClose(t *testing.T) {
+	s := openTest(t, Options{})
+	// Break the table under the writer: the next batch cannot be appended.
+	if _, err := s.db.Exec(`DROP VIEW check_results; DROP TABLE check_results_recent`); err != nil {
+		t.Fatal(err)
+	}
+	row := ResultRow{Time: t0, Check: "web", OK: true, State: check.StateUp, Interval: time.Minute}
+	if err := s.AppendResults(context.Background(), row); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(context.Background()); err == nil {
+		t.Error("Flush succeeded although the batch could not be written")
+	}
+	// A later Flush with nothing new is not blamed for the old failure.
+	if err := s.Flush(context.Background()); err != nil {
+		t.Errorf("second Flush: %v", err)
+	}
+	if err := s.Close(); err == nil {
+		t.Error("Close did not report the lost batch")
 	}
 }

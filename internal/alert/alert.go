@@ -42,6 +42,59 @@ type Alert struct {
 	// Occurrences counts how often the same fingerprint fired while this
 	// alert was open.
 	Occurrences int `json:"occurrences"`
+
+	// Annotations carry free text from the sender (summary, description,
+	// runbook_url, generator URL); they are not part of the identity.
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// Integration names the intake integration that delivered the alert
+	// ("" for internal sources such as checks and detections).
+	Integration string `json:"integration,omitempty"`
+	// DedupKey is the sender's own identity for the alert (PagerDuty
+	// dedup_key); when set, the fingerprint is derived from it.
+	DedupKey string `json:"dedup_key,omitempty"`
+	// IncidentID is the incident the alert is attached to (0: none).
+	IncidentID int64 `json:"incident_id,omitempty"`
+	// SuppressedBy says what keeps the alert from paging: "silence:<id>" or
+	// "inhibit:<rule name>"; empty when it is active. Suppressed alerts are
+	// kept and visible.
+	SuppressedBy string `json:"suppressed_by,omitempty"`
+	// AcknowledgedAt is set when the sender or an operator acknowledged it.
+	AcknowledgedAt *time.Time `json:"acknowledged_at,omitempty"`
+}
+
+// Silence mutes alerts whose labels match all of its matchers between
+// StartsAt and EndsAt. Matchers use Alertmanager syntax: name="value",
+// name!="value", name=~"regex", name!~"regex".
+type Silence struct {
+	ID        int64     `json:"id"`
+	Matchers  []string  `json:"matchers"`
+	StartsAt  time.Time `json:"starts_at"`
+	EndsAt    time.Time `json:"ends_at"`
+	CreatedBy string    `json:"created_by"`
+	Comment   string    `json:"comment"`
+	CreatedAt time.Time `json:"created_at"`
+	// ExpiredAt is set when a silence is ended early.
+	ExpiredAt *time.Time `json:"expired_at,omitempty"`
+}
+
+// Integration types.
+const (
+	IntegrationEvents       = "events"       // PagerDuty Events API v2 compatible
+	IntegrationAlertmanager = "alertmanager" // Alertmanager webhook, version 4
+	IntegrationWebhook      = "webhook"      // nocsoc's generic JSON webhook
+)
+
+// Integration is an intake endpoint for external alerts. Its key is a
+// secret: stored hashed, shown once at creation.
+type Integration struct {
+	ID        int64     `json:"id"`
+	Name      string    `json:"name"`
+	Type      string    `json:"type"`
+	KeyHash   string    `json:"-"`
+	KeyPrefix string    `json:"key_prefix"`
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
+	Disabled  bool      `json:"disabled,omitempty"`
 }
 
 // Fingerprint is a stable hash of the identifying labels: the same labels

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,8 +52,8 @@ type Options struct {
 
 // App is a running nocsoc server.
 type App struct {
-	opts    Options
-	log     *slog.Logger
+	opts Options
+	log  *slog.Logger
 	// server holds the settings fixed for the process's life; cfg (under
 	// cfgMu) is the last applied config, replaced on reload.
 	server  config.Server
@@ -153,19 +154,25 @@ func (a *App) open(ctx context.Context) error {
 	a.noc = svc
 	a.reg.MustRegister(noc.StateCollector{S: svc})
 
-	a.handler = web.New(web.Options{
-		Store:   st,
-		NOC:     svc,
-		Events:  ev,
-		Metrics: promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}),
-		Logger:  a.log,
-		Version: Version,
-	})
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Server.Listen, err)
 	}
 	a.ln = ln
+	publicURL := cfg.Server.PublicURL
+	if publicURL == "" || a.opts.Listen != "" || strings.HasSuffix(publicURL, ":0") {
+		// The address was chosen at start (--listen, or port 0).
+		publicURL = a.URL()
+	}
+	a.handler = web.New(web.Options{
+		Store:     st,
+		NOC:       svc,
+		Events:    ev,
+		Metrics:   promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}),
+		Logger:    a.log,
+		Version:   Version,
+		PublicURL: publicURL,
+	})
 	return nil
 }
 

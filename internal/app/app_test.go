@@ -361,9 +361,10 @@ func TestPushHeartbeat(t *testing.T) {
 		PushURL string `json:"push_url"`
 	}
 	h.do("POST", "/api/v1/checks", `{"name":"nightly-backup","type":"push","interval":"24h","push":{"grace":"1h"}}`, http.StatusCreated, &c)
-	if !strings.HasPrefix(c.PushURL, "/api/v1/push/") {
+	if !strings.HasPrefix(c.PushURL, h.url+"/api/v1/push/") {
 		t.Fatalf("push_url = %q", c.PushURL)
 	}
+	c.PushURL = strings.TrimPrefix(c.PushURL, h.url)
 	// The push URL needs no bearer token: the token in the URL is the credential.
 	h.doAs("", "POST", c.PushURL+"?duration=12.5&msg=ok", "", http.StatusOK, nil)
 	h.waitState("nightly-backup", "up")
@@ -427,12 +428,20 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"negative interval", "POST", "/api/v1/checks", `{"name":"x","type":"tcp","target":"127.0.0.1:1","interval":"-5s"}`, 400, "interval", "negative"},
 		{"unknown field", "POST", "/api/v1/checks", `{"name":"x","type":"tcp","target":"127.0.0.1:1","intervl":"5s"}`, 400, "intervl", "unknown field"},
 		{"malformed json", "POST", "/api/v1/checks", `{"name":"x",`, 400, "", "malformed JSON"},
-		{"wrong type", "POST", "/api/v1/checks", `{"name":"x","type":"tcp","target":"127.0.0.1:1","fail_threshold":"three"}`, 400, "fail_threshold", "expected int"},
+		{"wrong type", "POST", "/api/v1/checks", `{"name":"x","type":"tcp","target":"127.0.0.1:1","fail_threshold":"three"}`, 400, "fail_threshold", "expected a number"},
 		{"missing dependency", "POST", "/api/v1/checks", `{"name":"x","type":"tcp","target":"127.0.0.1:1","depends_on":["ghost"]}`, 400, "depends_on[0]", "does not exist"},
 		{"cycle", "PUT", "/api/v1/checks/a", `{"name":"a","type":"tcp","target":"127.0.0.1:1","depends_on":["b"]}`, 400, "depends_on", "cycle"},
 		{"duplicate", "POST", "/api/v1/checks", `{"name":"a","type":"tcp","target":"127.0.0.1:1"}`, 409, "", "already exists"},
 		{"oversize", "POST", "/api/v1/checks", `{"name":"x","type":"tcp","target":"` + strings.Repeat("a", 2<<20) + `"}`, 413, "", "larger than"},
 		{"delete parent", "DELETE", "/api/v1/checks/a", "", 409, "", "depends on"},
+		{"tcp without port", "POST", "/api/v1/checks", `{"name":"x","type":"tcp","target":"127.0.0.1"}`, 400, "target", "host:port"},
+		{"timeout over interval", "POST", "/api/v1/checks", `{"name":"x","type":"tcp","target":"127.0.0.1:1","interval":"5s","timeout":"1m"}`, 400, "timeout", "must not exceed"},
+		{"bad duration", "POST", "/api/v1/checks", `{"name":"x","type":"tcp","target":"127.0.0.1:1","interval":"fast"}`, 400, "interval", "invalid value"},
+		{"nested unknown field", "POST", "/api/v1/checks", `{"name":"x","type":"http","target":"http://127.0.0.1:1","http":{"retries":3}}`, 400, "http.retries", "unknown field"},
+		{"not an object", "POST", "/api/v1/checks", `[1,2]`, 400, "", "must be a JSON object"},
+		{"bad filter", "GET", "/api/v1/checks?state=bogus", "", 400, "state", "unknown state"},
+		{"missing check", "GET", "/api/v1/checks/ghost", "", 404, "", `check "ghost" not found`},
+		{"wrong method", "PATCH", "/api/v1/checks/a", "", 405, "", "not allowed"},
 		{"bad window", "POST", "/api/v1/maintenance", `{"name":"w","duration":"1h","schedule":"0 25 * * *","checks":["a"]}`, 400, "schedule", "hour"},
 	}
 	for _, tc := range cases {
@@ -599,5 +608,29 @@ func TestConfigFileChangeIsPickedUp(t *testing.T) {
 			t.Fatal("the changed config file was not applied within 10s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestChildProbedBeforeParentIsNotPaged covers the start-up race: a child
+// that fails before its parent has reported at all must wait for the
+// parent's result instead of paging.
+func TestChildProbedBeforeParentIsNotPaged(t *testing.T) {
+	h := start(t, "", "")
+	parent := newTCPTarget(t)
+	child := newTCPTarget(t)
+	parent.Stop()
+	child.Stop()
+	h.do("POST", "/api/v1/checks", fmt.Sprintf(`{"name":"core","type":"tcp","target":%q,"interval":"1h"}`, parent.addr), http.StatusCreated, nil)
+	h.do("POST", "/api/v1/checks", fmt.Sprintf(`{"name":"leaf","type":"tcp","target":%q,"interval":"1h","depends_on":["core"]}`, child.addr), http.StatusCreated, nil)
+	h.do("POST", "/api/v1/checks/leaf/run", "", http.StatusAccepted, nil)
+	c := h.waitState("leaf", "unreachable")
+	if c.Status.RootCause != "core" {
+		t.Errorf("leaf root cause = %q", c.Status.RootCause)
+	}
+	h.waitState("core", "down")
+	for _, a := range h.alerts("") {
+		if a.Source == "check:leaf" {
+			t.Errorf("child was paged before its parent reported: %+v", a)
+		}
 	}
 }

@@ -6,6 +6,7 @@ package check
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"regexp"
 	"strings"
 	"time"
@@ -257,6 +258,9 @@ func (s *Spec) Validate() error {
 	if s.Timeout < 0 {
 		return &FieldError{"timeout", "must not be negative"}
 	}
+	if s.Type != TypePush && s.Interval > 0 && s.Timeout > s.Interval {
+		return &FieldError{"timeout", fmt.Sprintf("%s must not exceed the interval (%s)", s.Timeout, s.Interval)}
+	}
 	if s.FailThreshold < 0 {
 		return &FieldError{"fail_threshold", "must not be negative"}
 	}
@@ -310,6 +314,14 @@ func (s *Spec) Validate() error {
 			if h.MaxLatency < 0 {
 				return &FieldError{"http.max_latency", "must not be negative"}
 			}
+		}
+	case TypeTCP:
+		if _, port, err := net.SplitHostPort(s.Target); err != nil || port == "" {
+			return &FieldError{"target", fmt.Sprintf("a tcp check needs host:port, got %q", s.Target)}
+		}
+	case TypeICMP:
+		if strings.ContainsAny(s.Target, "/:") && net.ParseIP(s.Target) == nil {
+			return &FieldError{"target", fmt.Sprintf("an icmp check needs a host name or IP address, got %q", s.Target)}
 		}
 	case TypeDNS:
 		if s.DNS != nil && s.DNS.RecordType != "" {

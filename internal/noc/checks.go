@@ -209,8 +209,14 @@ func (s *Service) validateLocked(prov, dyn []check.Spec) error {
 	return nil
 }
 
+// ErrDisabled is returned when a disabled check is asked to run.
+var ErrDisabled = errors.New("check is disabled")
+
 // RunNow runs a check at once.
 func (s *Service) RunNow(name string) error {
+	if c, ok := s.Spec(name); ok && c.Disabled {
+		return fmt.Errorf("check %q: %w: enable it first", name, ErrDisabled)
+	}
 	if !s.sched.RunNow(name) {
 		return fmt.Errorf("check %q: %w", name, store.ErrNotFound)
 	}

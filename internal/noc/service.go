@@ -66,6 +66,10 @@ type Service struct {
 
 	dirtyMu sync.Mutex
 	dirty   map[string]struct{}
+
+	// held are checks whose alert waits for a parent's first result.
+	heldMu sync.Mutex
+	held   map[string]struct{}
 }
 
 // New creates the service, loads API-created checks and windows from the
@@ -85,6 +89,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		log: o.Logger.With("component", "noc"), metrics: o.Metrics, now: o.Now,
 		specs: map[string]check.Spec{},
 		dirty: map[string]struct{}{},
+		held:  map[string]struct{}{},
 	}
 	s.push = newPushRegistry(o.Now)
 	s.tracker = monitor.NewTracker(monitor.Options{
@@ -289,7 +294,11 @@ func (s *Service) saveStatuses(ctx context.Context) {
 		if err != nil {
 			continue
 		}
-		out = append(out, store.SavedStatus{Check: n, State: string(st.State), RootCause: st.RootCause, Since: st.Since, Data: data})
+		since := st.Since
+		if since.IsZero() {
+			since = s.now() // a check with no decided state yet
+		}
+		out = append(out, store.SavedStatus{Check: n, State: string(st.State), RootCause: st.RootCause, Since: since, Data: data})
 	}
 	if err := s.st.SaveStatuses(ctx, out); err != nil {
 		s.log.Error("save check statuses", "err", err)
@@ -338,11 +347,94 @@ func (s *Service) report(r check.Result) {
 		}
 		switch o.Alert {
 		case monitor.AlertOpen:
+			if parent := s.unprobedParent(o.Check); parent != "" {
+				// The parent has not reported yet (typically right after a
+				// start): hold the page until it has, so a child is not
+				// paged for what turns out to be its parent's outage.
+				s.holdAlert(o.Check, parent)
+				continue
+			}
 			s.openAlert(ctx, o)
 		case monitor.AlertResolve:
+			s.dropHeld(o.Check)
 			s.resolveAlert(ctx, o.Check, o.Reason)
+		case monitor.AlertNone:
+			if o.State == check.StateDown && o.Result != nil && !o.Result.OK && !s.isHeld(o.Check) {
+				// Still down: record the repeat on the open alert.
+				s.touchAlert(ctx, o)
+			}
 		}
 	}
+	s.releaseHeld(ctx)
+}
+
+// unprobedParent returns a direct parent of name that has no result yet.
+func (s *Service) unprobedParent(name string) string {
+	spec, ok := s.Spec(name)
+	if !ok {
+		return ""
+	}
+	for _, p := range spec.DependsOn {
+		if st, ok := s.tracker.Status(p); ok && st.LastResult == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+func (s *Service) holdAlert(child, parent string) {
+	s.heldMu.Lock()
+	s.held[child] = struct{}{}
+	s.heldMu.Unlock()
+	s.log.Info("alert held until the parent reports", "check", child, "parent", parent)
+	s.sched.RunNow(parent)
+}
+
+func (s *Service) isHeld(name string) bool {
+	s.heldMu.Lock()
+	defer s.heldMu.Unlock()
+	_, ok := s.held[name]
+	return ok
+}
+
+func (s *Service) dropHeld(name string) {
+	s.heldMu.Lock()
+	delete(s.held, name)
+	s.heldMu.Unlock()
+}
+
+// releaseHeld opens the held alerts whose parents have now reported and
+// whose check is still down; the others are dropped.
+func (s *Service) releaseHeld(ctx context.Context) {
+	s.heldMu.Lock()
+	if len(s.held) == 0 {
+		s.heldMu.Unlock()
+		return
+	}
+	names := make([]string, 0, len(s.held))
+	for n := range s.held {
+		names = append(names, n)
+	}
+	s.heldMu.Unlock()
+	for _, n := range names {
+		if s.unprobedParent(n) != "" {
+			continue
+		}
+		s.dropHeld(n)
+		st, ok := s.tracker.Status(n)
+		if !ok || st.State != check.StateDown || !st.Alerting {
+			continue
+		}
+		s.openAlert(ctx, monitor.Outcome{Check: n, Result: st.LastResult, State: st.State, Reason: "down"})
+	}
+}
+
+func (s *Service) touchAlert(ctx context.Context, o monitor.Outcome) {
+	st, ok := s.tracker.Status(o.Check)
+	if !ok || !st.Alerting {
+		return
+	}
+	s.openAlert(ctx, o)
 }
 
 // AlertFingerprint is the fingerprint of the alert a check raises.

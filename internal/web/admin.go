@@ -2,6 +2,7 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -26,23 +27,36 @@ func idParam(r *http.Request) (int64, error) {
 
 // Maintenance windows.
 
+type winJSON struct {
+	maintenance.Window
+	Active bool       `json:"active"`
+	Next   *time.Time `json:"next,omitempty"`
+}
+
+func (s *server) windowJSON(win maintenance.Window) winJSON {
+	now := s.now()
+	j := winJSON{Window: win, Active: win.ActiveAt(now)}
+	if n, ok := win.Next(now); ok {
+		n = n.UTC()
+		j.Next = &n
+	}
+	return j
+}
+
 func (s *server) listWindows(w http.ResponseWriter, r *http.Request, p principal) error {
 	ws := s.noc.Windows()
-	now := s.now()
-	type winJSON struct {
-		maintenance.Window
-		Active bool       `json:"active"`
-		Next   *time.Time `json:"next,omitempty"`
-	}
 	out := make([]winJSON, 0, len(ws))
 	for _, win := range ws {
-		j := winJSON{Window: win, Active: win.ActiveAt(now)}
-		if n, ok := win.Next(now); ok {
-			j.Next = &n
-		}
-		out = append(out, j)
+		out = append(out, s.windowJSON(win))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"windows": out})
+	return nil
+}
+
+func checkOneOff(win maintenance.Window) error {
+	if win.Schedule == "" && win.Until != nil {
+		return badRequest("until", "until applies only to recurring windows (with a schedule); a one-off window ends after its duration")
+	}
 	return nil
 }
 
@@ -55,7 +69,7 @@ func (s *server) getWindow(w http.ResponseWriter, r *http.Request, p principal) 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, win)
+	writeJSON(w, http.StatusOK, s.windowJSON(win))
 	return nil
 }
 
@@ -67,11 +81,14 @@ func (s *server) createWindow(w http.ResponseWriter, r *http.Request, p principa
 	if win.ID != 0 {
 		return badRequest("id", "id is assigned by the server")
 	}
+	if err := checkOneOff(win); err != nil {
+		return err
+	}
 	created, err := s.noc.CreateWindow(r.Context(), p.actor(), win)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, created)
+	writeJSON(w, http.StatusCreated, s.windowJSON(created))
 	return nil
 }
 
@@ -88,11 +105,14 @@ func (s *server) updateWindow(w http.ResponseWriter, r *http.Request, p principa
 		return badRequest("id", "id %d does not match the URL's %d", win.ID, id)
 	}
 	win.ID = id
+	if err := checkOneOff(win); err != nil {
+		return err
+	}
 	updated, err := s.noc.UpdateWindow(r.Context(), p.actor(), win)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, updated)
+	writeJSON(w, http.StatusOK, s.windowJSON(updated))
 	return nil
 }
 
@@ -236,11 +256,13 @@ func (s *server) revokeToken(w http.ResponseWriter, r *http.Request, p principal
 		return err
 	}
 	t, err := s.st.GetToken(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && t.UserID != p.User.ID && p.User.Role != auth.RoleAdmin) {
+		// The same answer for someone else's token and a missing one, so
+		// ids cannot be probed.
+		return &HTTPError{Status: http.StatusNotFound, Msg: fmt.Sprintf("token %d not found", id)}
+	}
 	if err != nil {
 		return err
-	}
-	if t.UserID != p.User.ID && p.User.Role != auth.RoleAdmin {
-		return &HTTPError{Status: http.StatusNotFound, Msg: "token not found"}
 	}
 	if t.RevokedAt != nil {
 		return &HTTPError{Status: http.StatusConflict, Msg: "token already revoked"}
@@ -286,6 +308,9 @@ func (s *server) createUser(w http.ResponseWriter, r *http.Request, p principal)
 		return err
 	}
 	u, err := s.st.CreateUser(r.Context(), p.actor(), store.User{Name: req.Name, Role: req.Role, PasswordHash: hash, CreatedAt: s.now().UTC()})
+	if errors.Is(err, store.ErrConflict) {
+		return &HTTPError{Status: http.StatusConflict, Msg: fmt.Sprintf("user %q already exists", req.Name), Field: "name"}
+	}
 	if err != nil {
 		return err
 	}
@@ -360,9 +385,12 @@ func (s *server) push(w http.ResponseWriter, r *http.Request) {
 	if v := r.Form.Get("duration"); v != "" {
 		if d, err := time.ParseDuration(v); err == nil {
 			hb.Duration = d
-		} else if secs, err := strconv.ParseFloat(v, 64); err == nil && secs >= 0 {
+		} else if secs, err := strconv.ParseFloat(v, 64); err == nil {
 			hb.Duration = time.Duration(secs * float64(time.Second))
 		} else {
+			hb.Duration = -1
+		}
+		if hb.Duration < 0 {
 			writeJSON(w, http.StatusBadRequest, errorBody{Error: "duration must be seconds or a duration like 1m30s, got " + strconv.Quote(v), Field: "duration"})
 			return
 		}

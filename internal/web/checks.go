@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nocsoc/nocsoc/internal/check"
@@ -60,10 +61,34 @@ func viewJSON(v noc.CheckView) checkJSON {
 	return out
 }
 
+func validState(v string) bool {
+	for _, st := range check.States {
+		if string(st) == v {
+			return true
+		}
+	}
+	return false
+}
+
+func validType(v string) bool {
+	for _, t := range check.Types {
+		if t == v {
+			return true
+		}
+	}
+	return false
+}
+
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func (s *server) listChecks(w http.ResponseWriter, r *http.Request, p principal) error {
 	q := r.URL.Query()
+	if st := q.Get("state"); st != "" && !validState(st) {
+		return badRequest("state", "unknown state %q (one of up, down, unreachable, flapping, maintenance, unknown)", st)
+	}
+	if t := q.Get("type"); t != "" && !validType(t) {
+		return badRequest("type", "unknown check type %q (one of %s)", t, strings.Join(check.Types, ", "))
+	}
 	views := s.noc.Checks()
 	out := make([]checkJSON, 0, len(views))
 	for _, v := range views {
@@ -99,7 +124,7 @@ func (s *server) createCheck(w http.ResponseWriter, r *http.Request, p principal
 	}
 	out := viewJSON(v)
 	if pushToken != "" {
-		out.PushURL = "/api/v1/push/" + pushToken
+		out.PushURL = s.publicURL + "/api/v1/push/" + pushToken
 	}
 	writeJSON(w, http.StatusCreated, out)
 	return nil
@@ -153,7 +178,7 @@ func (s *server) timeRange(r *http.Request, def time.Duration) (time.Time, time.
 	from := to.Add(-def)
 	var err error
 	if v := q.Get("to"); v != "" {
-		if to, err = parseTime(v); err != nil {
+		if to, err = s.parseTime(v); err != nil {
 			return from, to, badRequest("to", "to: %v", err)
 		}
 		if q.Get("from") == "" {
@@ -161,7 +186,7 @@ func (s *server) timeRange(r *http.Request, def time.Duration) (time.Time, time.
 		}
 	}
 	if v := q.Get("from"); v != "" {
-		if from, err = parseTime(v); err != nil {
+		if from, err = s.parseTime(v); err != nil {
 			return from, to, badRequest("from", "from: %v", err)
 		}
 	}
@@ -171,7 +196,7 @@ func (s *server) timeRange(r *http.Request, def time.Duration) (time.Time, time.
 	return from, to, nil
 }
 
-func parseTime(v string) (time.Time, error) {
+func (s *server) parseTime(v string) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
 		return t, nil
 	}
@@ -179,7 +204,7 @@ func parseTime(v string) (time.Time, error) {
 		return time.Unix(n, 0), nil
 	}
 	if d, err := time.ParseDuration(v); err == nil && d > 0 {
-		return time.Now().Add(-d), nil
+		return s.now().Add(-d), nil
 	}
 	return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time, unix seconds or a duration like 24h", v)
 }
@@ -214,7 +239,7 @@ func (s *server) checkResults(w http.ResponseWriter, r *http.Request, p principa
 	}
 	f := eventstore.ResultFilter{Check: name, From: from, To: to, Limit: limit, OnlyFailures: r.URL.Query().Get("failures") == "true"}
 	if v := r.URL.Query().Get("before"); v != "" {
-		if f.Before, err = parseTime(v); err != nil {
+		if f.Before, err = s.parseTime(v); err != nil {
 			return badRequest("before", "before: %v", err)
 		}
 	}

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,6 +45,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)
 }
 
@@ -57,6 +59,7 @@ type errorBody struct {
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var he *HTTPError
 	var fe *check.FieldError
+	var sfe *store.FieldError
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &he):
@@ -68,9 +71,11 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{Error: fmt.Sprintf("request body is larger than %d bytes", mbe.Limit)})
 	case errors.As(err, &fe):
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: fe.Error(), Field: fe.Field})
+	case errors.As(err, &sfe):
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: sfe.Field + ": " + sfe.Reason, Field: sfe.Field})
 	case errors.Is(err, store.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, errorBody{Error: cleanMsg(err)})
-	case errors.Is(err, store.ErrConflict), errors.Is(err, noc.ErrProvisioned):
+	case errors.Is(err, store.ErrConflict), errors.Is(err, noc.ErrProvisioned), errors.Is(err, noc.ErrDisabled):
 		writeJSON(w, http.StatusConflict, errorBody{Error: cleanMsg(err)})
 	default:
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -78,28 +83,130 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-// cleanMsg strips the sentinel suffix for client messages.
+// cleanMsg turns "check \"x\": not found" into "check \"x\" not found" for
+// client messages.
 func cleanMsg(err error) string {
 	m := err.Error()
-	for _, suf := range []string{": " + store.ErrNotFound.Error(), ": " + store.ErrConflict.Error()} {
-		m = strings.TrimSuffix(m, suf)
+	if strings.HasSuffix(m, ": "+store.ErrNotFound.Error()) {
+		return strings.TrimSuffix(m, ": "+store.ErrNotFound.Error()) + " not found"
 	}
-	return m
+	return strings.TrimSuffix(m, ": "+store.ErrConflict.Error())
 }
 
 // decodeJSON decodes a strict JSON body: unknown fields, trailing data,
 // wrong types and oversize bodies are errors that name what is wrong.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	dec := json.NewDecoder(r.Body)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		return err
+	}
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) > 0 && trimmed[0] != '{' {
+		return badRequest("", "request body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
+		return locate(jsonError(err), body)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return badRequest("", "request body must hold exactly one JSON value")
 	}
 	return nil
+}
+
+// locate fills in the field path of errors that encoding/json reports
+// without one: unknown keys inside nested objects and values rejected by a
+// type's own UnmarshalJSON (durations, times). It finds the offending key
+// or value in the decoded tree.
+func locate(err error, body []byte) error {
+	var he *HTTPError
+	if !errors.As(err, &he) {
+		return err
+	}
+	var tree any
+	if json.Unmarshal(body, &tree) != nil {
+		return err
+	}
+	if strings.HasPrefix(he.Msg, "unknown field ") && he.Field != "" {
+		if p := findKey(tree, he.Field, ""); p != "" {
+			he.Field = p
+			he.Msg = fmt.Sprintf("unknown field %q", p)
+		}
+		return he
+	}
+	if he.Field == "" {
+		// Messages like: invalid duration "fast" / parsing time "tomorrow" ...
+		if i := strings.IndexByte(he.Msg, '"'); i >= 0 {
+			if j := strings.IndexByte(he.Msg[i+1:], '"'); j >= 0 {
+				val := he.Msg[i+1 : i+1+j]
+				if p := findValue(tree, val, ""); p != "" {
+					he.Field = p
+					he.Msg = fmt.Sprintf("%s: invalid value %q", p, val)
+					if strings.Contains(err.Error(), "duration") {
+						he.Msg += " (expected a duration like \"30s\" or \"5m\")"
+					} else if strings.Contains(err.Error(), "time") {
+						he.Msg += " (expected an RFC 3339 time like \"2026-01-02T15:04:05Z\")"
+					}
+				}
+			}
+		}
+	}
+	return he
+}
+
+func findKey(v any, key, prefix string) string {
+	switch t := v.(type) {
+	case map[string]any:
+		if _, ok := t[key]; ok {
+			return joinPath(prefix, key)
+		}
+		for k, c := range t {
+			if r := findKey(c, key, joinPath(prefix, k)); r != "" {
+				return r
+			}
+		}
+	case []any:
+		for i, c := range t {
+			if r := findKey(c, key, fmt.Sprintf("%s[%d]", prefix, i)); r != "" {
+				return r
+			}
+		}
+	}
+	return ""
+}
+
+func joinPath(prefix, k string) string {
+	if prefix == "" {
+		return k
+	}
+	return prefix + "." + k
+}
+
+func findValue(v any, val, prefix string) string {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, c := range t {
+			p := k
+			if prefix != "" {
+				p = prefix + "." + k
+			}
+			if r := findValue(c, val, p); r != "" {
+				return r
+			}
+		}
+	case []any:
+		for i, c := range t {
+			if r := findValue(c, val, fmt.Sprintf("%s[%d]", prefix, i)); r != "" {
+				return r
+			}
+		}
+	case string:
+		if t == val {
+			return prefix
+		}
+	}
+	return ""
 }
 
 func jsonError(err error) error {
@@ -116,11 +223,28 @@ func jsonError(err error) error {
 	case errors.As(err, &se):
 		return badRequest("", "malformed JSON at byte offset %d: %v", se.Offset, se)
 	case errors.As(err, &te):
-		return badRequest(te.Field, "field %q: expected %s, got JSON %s (byte offset %d)", te.Field, te.Type, te.Value, te.Offset)
+		return badRequest(te.Field, "field %q: expected %s, got JSON %s (byte offset %d)", te.Field, jsonKind(te.Type.Kind().String()), te.Value, te.Offset)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return badRequest(f, "unknown field %q", f)
 	default:
 		return badRequest("", "invalid JSON: %v", err)
 	}
+}
+
+// jsonKind names a Go kind the way a JSON client thinks of it.
+func jsonKind(k string) string {
+	switch {
+	case strings.HasPrefix(k, "int"), strings.HasPrefix(k, "uint"), strings.HasPrefix(k, "float"):
+		return "a number"
+	case k == "string":
+		return "a string"
+	case k == "bool":
+		return "true or false"
+	case k == "slice", k == "array":
+		return "an array"
+	case k == "map", k == "struct", k == "ptr":
+		return "an object"
+	}
+	return k
 }

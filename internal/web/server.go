@@ -6,6 +6,7 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -26,17 +27,21 @@ type Options struct {
 	Metrics http.Handler
 	Logger  *slog.Logger
 	Version string
+	// PublicURL is the base of links given out (push URLs), e.g.
+	// "https://noc.example.com".
+	PublicURL string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
 
 type server struct {
-	st      *store.Store
-	noc     *noc.Service
-	events  *eventstore.Store
-	log     *slog.Logger
-	version string
-	now     func() time.Time
+	st        *store.Store
+	noc       *noc.Service
+	events    *eventstore.Store
+	log       *slog.Logger
+	version   string
+	publicURL string
+	now       func() time.Time
 }
 
 // New returns the HTTP handler.
@@ -47,7 +52,7 @@ func New(o Options) http.Handler {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &server{st: o.Store, noc: o.NOC, events: o.Events, log: o.Logger.With("component", "web"), version: o.Version, now: o.Now}
+	s := &server{st: o.Store, noc: o.NOC, events: o.Events, log: o.Logger.With("component", "web"), version: o.Version, publicURL: strings.TrimSuffix(o.PublicURL, "/"), now: o.Now}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	if o.Metrics != nil {
@@ -93,8 +98,27 @@ func New(o Options) http.Handler {
 
 	route("GET /api/v1/audit", auth.RoleAdmin, s.listAudit)
 
+	// Unknown API paths get a JSON 404; a known path with the wrong method
+	// gets a 405 with the Allow header.
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, errorBody{Error: "no such endpoint: " + r.Method + " " + r.URL.Path})
+		var allow []string
+		for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/api/" {
+				allow = append(allow, m)
+			}
+		}
+		path := r.URL.Path
+		if strings.HasPrefix(path, "/api/v1/push/") {
+			path = "/api/v1/push/…" // never echo a secret token
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, path, strings.Join(allow, ", "))})
+			return
+		}
+		writeJSON(w, http.StatusNotFound, errorBody{Error: "no such endpoint: " + r.Method + " " + path})
 	})
 	return securityHeaders(mux)
 }

@@ -114,3 +114,13 @@ func Fingerprint(labels map[string]string) string {
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
+
+// DedupFingerprint is the fingerprint of an alert the sender identifies by
+// its own dedup key (PagerDuty dedup_key, the webhook's dedup_key). The
+// hash input is prefixed so that it can never equal a label fingerprint.
+func DedupFingerprint(dedupKey string) string {
+	h := sha256.New()
+	h.Write([]byte("dedup_key\x00"))
+	h.Write([]byte(dedupKey))
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}

@@ -22,11 +22,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/nocsoc/nocsoc/internal/alert"
 	"github.com/nocsoc/nocsoc/internal/auth"
 	"github.com/nocsoc/nocsoc/internal/check"
 	"github.com/nocsoc/nocsoc/internal/config"
 	"github.com/nocsoc/nocsoc/internal/eventstore"
 	"github.com/nocsoc/nocsoc/internal/noc"
+	"github.com/nocsoc/nocsoc/internal/notify"
+	"github.com/nocsoc/nocsoc/internal/response"
 	"github.com/nocsoc/nocsoc/internal/store"
 	"github.com/nocsoc/nocsoc/internal/web"
 )
@@ -45,6 +48,10 @@ type Options struct {
 	Stderr io.Writer
 	// AdminPassword sets the first admin's password (NOCSOC_ADMIN_PASSWORD).
 	AdminPassword string
+	// Now is the clock of the incident workflow (trigger, acknowledge and
+	// escalation times); nil means time.Now. Tests use it to drive
+	// escalation and to check MTTA/MTTR exactly.
+	Now func() time.Time
 	// ConfigPoll is how often the config file is checked for changes;
 	// default 2s, negative disables watching.
 	ConfigPoll time.Duration
@@ -62,6 +69,7 @@ type App struct {
 	st      *store.Store
 	events  *eventstore.Store
 	noc     *noc.Service
+	resp    *response.Service
 	handler http.Handler
 	ln      net.Listener
 	reg     *prometheus.Registry
@@ -135,6 +143,18 @@ func (a *App) open(ctx context.Context) error {
 		return err
 	}
 
+	resp, err := response.New(ctx, response.Options{
+		Store:  st,
+		Logger: a.log,
+		Now:    a.opts.Now,
+	})
+	if err != nil {
+		return err
+	}
+	a.resp = resp
+	sender := notify.NewSender(notify.SenderOptions{Logger: a.log})
+	resp.SetDispatcher(notify.NewDispatcher(notify.DispatcherOptions{Sender: sender, Log: resp, Logger: a.log}))
+
 	svc, err := noc.New(ctx, noc.Options{
 		Store:         st,
 		Events:        ev,
@@ -144,6 +164,7 @@ func (a *App) open(ctx context.Context) error {
 		FlapThreshold: cfg.Server.FlapThreshold,
 		Logger:        a.log,
 		Metrics:       noc.NewMetrics(a.reg),
+		Alerts:        responseSink{resp},
 	})
 	if err != nil {
 		return err
@@ -167,6 +188,7 @@ func (a *App) open(ctx context.Context) error {
 	a.handler = web.New(web.Options{
 		Store:     st,
 		NOC:       svc,
+		Response:  resp,
 		Events:    ev,
 		Metrics:   promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}),
 		Logger:    a.log,
@@ -222,7 +244,10 @@ func (a *App) URL() string {
 func (a *App) Store() *store.Store       { return a.st }
 func (a *App) Events() *eventstore.Store { return a.events }
 func (a *App) NOC() *noc.Service         { return a.noc }
-func (a *App) Handler() http.Handler     { return a.handler }
+
+// Response is the incident workflow service.
+func (a *App) Response() *response.Service { return a.resp }
+func (a *App) Handler() http.Handler       { return a.handler }
 
 // Reload re-reads the config file. An invalid config is refused with its
 // file:line reason and the running config stays in force.
@@ -285,6 +310,13 @@ func (a *App) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("noc: %w", err)
 		}
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := a.resp.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+			errc <- fmt.Errorf("incidents: %w", err)
+		}
+	}()
 	if a.opts.ConfigPath != "" && a.opts.ConfigPoll >= 0 {
 		poll := a.opts.ConfigPoll
 		if poll == 0 {
@@ -337,3 +369,16 @@ func (a *App) closeStores() error {
 
 // Close releases everything without running (for a New that is not Run).
 func (a *App) Close() error { return a.closeStores() }
+
+// responseSink feeds check alerts into the incident workflow.
+type responseSink struct{ r *response.Service }
+
+func (k responseSink) Fire(ctx context.Context, a alert.Alert) error {
+	_, err := k.r.Submit(ctx, response.Op{Kind: response.OpFire, Alert: a, At: a.LastSeenAt})
+	return err
+}
+
+func (k responseSink) Resolve(ctx context.Context, fp string, at time.Time) error {
+	_, err := k.r.Submit(ctx, response.Op{Kind: response.OpResolve, Fingerprint: fp})
+	return err
+}

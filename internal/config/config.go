@@ -1,6 +1,6 @@
 // Package config owns nocsoc's configuration file: it reads strict YAML into
-// typed, validated values (server settings, provisioned checks and
-// maintenance windows), reports every mistake with its line, prints the
+// typed, validated values (server settings, provisioned checks,
+// maintenance windows and the alerting section), reports every mistake with its line, prints the
 // configuration with secrets redacted and watches the file for changes.
 package config
 
@@ -42,6 +42,9 @@ type Config struct {
 	Checks []check.Spec `yaml:"checks"`
 	// Maintenance holds the provisioned maintenance windows (Provisioned set).
 	Maintenance []maintenance.Window `yaml:"maintenance"`
+	// Alerting holds routing, inhibition, channels, escalation policies,
+	// on-call schedules and the runbook directory.
+	Alerting Alerting `yaml:"alerting"`
 	// Path is the file the configuration was loaded from; "" for Load.
 	Path string `yaml:"-"`
 
@@ -276,6 +279,19 @@ func Load(name, src string) (*Config, error) {
 			checkNodes, errs = d.list(p, errs)
 		case "maintenance":
 			windowNodes, errs = d.list(p, errs)
+		case "alerting":
+			var a Alerting
+			if err := d.decode(p.val, reflect.ValueOf(&a).Elem(), "alerting", p.key.Line); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			verrs := a.validate()
+			for _, err := range verrs {
+				errs = append(errs, d.fieldError(err, p.val, "alerting", p.key.Line))
+			}
+			if len(verrs) == 0 {
+				c.Alerting = a
+			}
 		}
 	}
 

@@ -26,7 +26,7 @@ func TestLoadErrors(t *testing.T) {
 		{"not a mapping", lines("- a", "- b"), "nocsoc.yaml:1: the top level must be a mapping with server, checks and maintenance, got a list"},
 		{"scalar document", lines("hello"), `nocsoc.yaml:1: the top level must be a mapping with server, checks and maintenance, got "hello"`},
 		{"two documents", lines("server: {}", "---", "checks: []"), "nocsoc.yaml:2: only one YAML document is allowed"},
-		{"unknown top-level key", lines("server: {}", "chekcs: []"), `nocsoc.yaml:2: field "chekcs" not found in the top level (server, checks, maintenance) (did you mean "checks"?)`},
+		{"unknown top-level key", lines("server: {}", "chekcs: []"), `nocsoc.yaml:2: field "chekcs" not found in the top level (server, checks, maintenance, alerting) (did you mean "checks"?)`},
 		{"duplicate top-level key", lines("server: {}", "server: {}"), "nocsoc.yaml:2: server: duplicate key (first defined at line 1)"},
 		{"duplicate nested key", lines("checks:", "  - name: a", "    type: push", "    name: b"), "nocsoc.yaml:4: checks[0].name: duplicate key (first defined at line 2)"},
 		{"non-scalar key", lines("? [a]", ": 1"), `nocsoc.yaml:1: mapping keys must be plain strings, got a list`},
@@ -299,6 +299,18 @@ func TestRedacted(t *testing.T) {
 	if c.Checks[7].Push.Token != token {
 		t.Errorf("Redacted changed the config itself: token = %q", c.Checks[7].Push.Token)
 	}
+	// Channel secrets and SMTP passwords are secrets too.
+	for _, secret := range []string{"3b7e1c9a0d5f42e8b6a1c7d9e2f40a5b", "s3cret-smtp-password"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("Redacted output contains %q:\n%s", secret, out)
+		}
+	}
+	if !strings.Contains(out, "secret: "+Secret) || !strings.Contains(out, "password: "+Secret) {
+		t.Errorf("Redacted output lacks the redacted channel secret or password:\n%s", out)
+	}
+	if c.Alerting.Channels[0].Secret == Secret || c.Alerting.Channels[3].Email.Password == Secret {
+		t.Error("Redacted changed the config's channels")
+	}
 
 	// The output is a config file in its own right and loads to the same
 	// values, apart from the redacted secret.
@@ -307,6 +319,8 @@ func TestRedacted(t *testing.T) {
 		t.Fatalf("Redacted output does not load: %v\n%s", err, out)
 	}
 	c.Checks[7].Push.Token = Secret
+	c.Alerting.Channels[0].Secret = Secret
+	c.Alerting.Channels[3].Email.Password = Secret
 	c.Path, c.size, c.sum = "", 0, [32]byte{}
 	if !reflect.DeepEqual(again, c) {
 		t.Errorf("round trip differs\n got: %+v\nwant: %+v", again, c)

@@ -11,8 +11,11 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/nocsoc/nocsoc/internal/alert"
 	"github.com/nocsoc/nocsoc/internal/check"
 	"github.com/nocsoc/nocsoc/internal/maintenance"
+	"github.com/nocsoc/nocsoc/internal/notify"
+	"github.com/nocsoc/nocsoc/internal/oncall"
 )
 
 // Error is one problem in a configuration file, located by line.
@@ -239,7 +242,7 @@ func yamlFields(t reflect.Type) map[string]int {
 func typeName(t reflect.Type) string {
 	switch t {
 	case reflect.TypeFor[Config]():
-		return "the top level (server, checks, maintenance)"
+		return "the top level (server, checks, maintenance, alerting)"
 	case reflect.TypeFor[Server]():
 		return "server"
 	case reflect.TypeFor[EventStore]():
@@ -262,6 +265,26 @@ func typeName(t reflect.Type) string {
 		return "push options"
 	case reflect.TypeFor[maintenance.Window]():
 		return "maintenance window"
+	case reflect.TypeFor[Alerting]():
+		return "alerting"
+	case reflect.TypeFor[alert.RouteConfig]():
+		return "route"
+	case reflect.TypeFor[alert.InhibitRule]():
+		return "inhibit rule"
+	case reflect.TypeFor[notify.Channel]():
+		return "channel"
+	case reflect.TypeFor[notify.EmailSettings]():
+		return "email settings"
+	case reflect.TypeFor[oncall.Policy]():
+		return "escalation policy"
+	case reflect.TypeFor[oncall.Tier]():
+		return "tier"
+	case reflect.TypeFor[oncall.Target]():
+		return "target"
+	case reflect.TypeFor[oncall.Schedule]():
+		return "schedule"
+	case reflect.TypeFor[oncall.Override]():
+		return "override"
 	}
 	return strings.ToLower(t.Name())
 }

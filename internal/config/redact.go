@@ -7,14 +7,15 @@ import (
 
 	"github.com/nocsoc/nocsoc/internal/check"
 	"github.com/nocsoc/nocsoc/internal/maintenance"
+	"github.com/nocsoc/nocsoc/internal/notify"
 )
 
 // Secret is what Redacted prints in place of a secret value.
 const Secret = "<secret>"
 
 // redacted returns a deep enough copy of c with every secret replaced.
-// Secrets are listed here explicitly (push tokens today; passwords and keys
-// as they arrive) because the shared check types carry no secret marker.
+// Secrets are listed here explicitly (push tokens, channel secrets, email
+// passwords) because the shared check types carry no secret marker.
 func (c *Config) redacted() *Config {
 	out := *c
 	out.Checks = make([]check.Spec, len(c.Checks))
@@ -27,11 +28,23 @@ func (c *Config) redacted() *Config {
 		out.Checks[i] = s
 	}
 	out.Maintenance = slices.Clone(c.Maintenance)
+	out.Alerting.Channels = make([]notify.Channel, len(c.Alerting.Channels))
+	for i, ch := range c.Alerting.Channels {
+		if ch.Secret != "" {
+			ch.Secret = Secret
+		}
+		if ch.Email != nil && ch.Email.Password != "" {
+			e := *ch.Email
+			e.Password = Secret
+			ch.Email = &e
+		}
+		out.Alerting.Channels[i] = ch
+	}
 	return &out
 }
 
 // Redacted returns the configuration as YAML, in the file's own shape, with
-// every secret (push tokens, later passwords and keys) replaced by
+// every secret (push tokens, channel secrets, SMTP passwords) replaced by
 // "<secret>". Empty and unset values are left out so the output reads like a
 // hand-written file; it loads again with Load.
 func (c *Config) Redacted() string {

@@ -78,10 +78,14 @@ type Incident struct {
 	Status string `json:"status"`
 	// Owner is the user name who owns it (set on acknowledgement by default).
 	Owner string `json:"owner,omitempty"`
-	// Tier is the current escalation tier index (0 = L1).
+	// Tier is the current escalation tier index (0 = L1); -1 until the
+	// first page goes out (during the route's group wait).
 	Tier int `json:"tier"`
 	// PolicyID is the escalation policy (0: none).
 	PolicyID int64 `json:"policy_id,omitempty"`
+	// Policy is the escalation policy's name (provisioned policies have no
+	// id); empty means none.
+	Policy string `json:"policy,omitempty"`
 	// GroupKey identifies the alert group: alerts with the same route and
 	// group_by label values attach to the same open incident.
 	GroupKey string `json:"group_key,omitempty"`

@@ -38,8 +38,33 @@ type Options struct {
 	FlapThreshold int
 	Logger        *slog.Logger
 	Metrics       *Metrics
+	// Alerts receives the alerts state changes open and resolve; nil
+	// writes them straight to the store (no incident workflow).
+	Alerts AlertSink
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+}
+
+// AlertSink is where check alerts go: the incident workflow in the server.
+type AlertSink interface {
+	Fire(ctx context.Context, a alert.Alert) error
+	Resolve(ctx context.Context, fingerprint string, at time.Time) error
+}
+
+// storeSink writes alerts to the store directly.
+type storeSink struct{ st *store.Store }
+
+func (k storeSink) Fire(ctx context.Context, a alert.Alert) error {
+	_, _, err := k.st.OpenAlert(ctx, a)
+	return err
+}
+
+func (k storeSink) Resolve(ctx context.Context, fp string, at time.Time) error {
+	_, err := k.st.ResolveAlert(ctx, fp, at)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
 }
 
 // Service runs the NOC's checks.
@@ -52,6 +77,7 @@ type Service struct {
 	now     func() time.Time
 	tracker *monitor.Tracker
 	sched   *schedule.Scheduler
+	alerts  AlertSink
 
 	// mu guards the fields below: the current set of checks and windows.
 	mu          sync.RWMutex
@@ -90,6 +116,10 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		specs: map[string]check.Spec{},
 		dirty: map[string]struct{}{},
 		held:  map[string]struct{}{},
+	}
+	s.alerts = o.Alerts
+	if s.alerts == nil {
+		s.alerts = storeSink{st: o.Store}
 	}
 	s.push = newPushRegistry(o.Now)
 	s.tracker = monitor.NewTracker(monitor.Options{
@@ -347,6 +377,7 @@ func (s *Service) report(r check.Result) {
 		}
 		switch o.Alert {
 		case monitor.AlertOpen:
+			s.metrics.alertsOpened.WithLabelValues(alert.TeamNOC, spec.Severity).Inc()
 			if parent := s.unprobedParent(o.Check); parent != "" {
 				// The parent has not reported yet (typically right after a
 				// start): hold the page until it has, so a child is not
@@ -478,25 +509,15 @@ func (s *Service) openAlert(ctx context.Context, o monitor.Outcome) {
 		LastSeenAt:  now,
 		Occurrences: 1,
 	}
-	got, created, err := s.st.OpenAlert(ctx, a)
-	if err != nil {
+	if err := s.alerts.Fire(ctx, a); err != nil {
 		s.log.Error("open alert", "check", spec.Name, "err", err)
-		return
-	}
-	if created {
-		s.metrics.alertsOpened.WithLabelValues(a.Team, a.Severity).Inc()
-		s.log.Warn("alert opened", "alert", got.ID, "check", spec.Name, "severity", a.Severity, "title", title)
 	}
 }
 
 func (s *Service) resolveAlert(ctx context.Context, name, reason string) {
-	got, err := s.st.ResolveAlert(ctx, AlertFingerprint(name), s.now())
-	if errors.Is(err, store.ErrNotFound) {
-		return
-	}
-	if err != nil {
+	if err := s.alerts.Resolve(ctx, AlertFingerprint(name), s.now()); err != nil {
 		s.log.Error("resolve alert", "check", name, "err", err)
 		return
 	}
-	s.log.Info("alert resolved", "alert", got.ID, "check", name, "reason", reason)
+	s.log.Info("check alert resolved", "check", name, "reason", reason)
 }

@@ -28,6 +28,13 @@ type Schedule struct {
 	Start       time.Time  `json:"start" yaml:"start"`
 	Overrides   []Override `json:"overrides,omitempty" yaml:"overrides"`
 	Provisioned bool       `json:"provisioned" yaml:"-"`
+
+	// loc, handH and handM cache the parsed TimeZone and Handover. Validate
+	// sets them once so OnCall need not load the zone database on every
+	// call; OnCall only reads them, so a validated schedule is safe to share
+	// between goroutines.
+	loc          *time.Location
+	handH, handM int
 }
 
 // Override puts User on call instead of the rotation between Start and End.
@@ -57,9 +64,13 @@ type Tier struct {
 	Targets []Target       `json:"targets" yaml:"targets"`
 }
 
-// Target is who a tier pages: a user, everyone on call in a schedule, or a
-// notification channel.
+// Target is who a tier pages: a user, whoever is on call in a schedule, a
+// notification channel, or the first tier of another policy.
+//
+// A target of type "policy" pages the first tier of another escalation
+// policy (for example a NOC policy whose last tier brings in the SOC's L1);
+// Policy.Validate rejects policies that loop back to themselves that way.
 type Target struct {
-	Type string `json:"type" yaml:"type"` // "user", "schedule", "channel"
+	Type string `json:"type" yaml:"type"` // "user", "schedule", "channel", "policy"
 	Name string `json:"name" yaml:"name"`
 }

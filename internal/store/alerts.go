@@ -38,37 +38,59 @@ func validateAlert(a *alert.Alert) error {
 }
 
 const alertCols = `id, fingerprint, status, team, origin, severity, title, description, labels, source,
-	started_at, resolved_at, last_seen_at, occurrences`
+	started_at, resolved_at, last_seen_at, occurrences,
+	annotations, integration, dedup_key, incident_id, suppressed_by, acknowledged_at`
 
-func scanAlert(row interface{ Scan(...any) error }) (alert.Alert, error) {
+func scanAlert(row rowScanner) (alert.Alert, error) {
 	var a alert.Alert
-	var labels sql.NullString
+	var labels, annotations sql.NullString
 	var started, seen int64
-	var resolved sql.NullInt64
+	var resolved, incident, acked sql.NullInt64
 	if err := row.Scan(&a.ID, &a.Fingerprint, &a.Status, &a.Team, &a.Origin, &a.Severity, &a.Title,
-		&a.Description, &labels, &a.Source, &started, &resolved, &seen, &a.Occurrences); err != nil {
+		&a.Description, &labels, &a.Source, &started, &resolved, &seen, &a.Occurrences,
+		&annotations, &a.Integration, &a.DedupKey, &incident, &a.SuppressedBy, &acked); err != nil {
 		return alert.Alert{}, err
 	}
 	a.StartedAt, a.ResolvedAt, a.LastSeenAt = fromMS(started), fromMSPtr(resolved), fromMS(seen)
+	a.IncidentID, a.AcknowledgedAt = incident.Int64, fromMSPtr(acked)
 	if labels.Valid {
 		if err := json.Unmarshal([]byte(labels.String), &a.Labels); err != nil {
 			return alert.Alert{}, fmt.Errorf("decode labels of alert %d: %w", a.ID, err)
 		}
 	}
+	if annotations.Valid {
+		if err := json.Unmarshal([]byte(annotations.String), &a.Annotations); err != nil {
+			return alert.Alert{}, fmt.Errorf("decode annotations of alert %d: %w", a.ID, err)
+		}
+	}
 	return a, nil
 }
 
-// OpenAlert raises a. If an alert with the same fingerprint is already
-// firing, that alert is returned with created=false after counting one more
-// occurrence and moving last_seen_at to a.LastSeenAt (or a.StartedAt when
-// unset; it never moves backwards). Otherwise a new firing alert is stored
-// and returned with created=true. A single upsert against the partial
-// unique index does both, so concurrent calls, even from two processes,
-// never open two firing alerts for one fingerprint. An empty Fingerprint is
-// derived from Labels.
-func (s *Store) OpenAlert(ctx context.Context, a alert.Alert) (alert.Alert, bool, error) {
+// nullID maps the "none" id 0 to NULL for foreign-key columns.
+func nullID(id int64) sql.NullInt64 { return sql.NullInt64{Int64: id, Valid: id != 0} }
+
+const qUpsertAlert = `INSERT INTO alerts
+	(fingerprint, status, team, origin, severity, title, description, labels, source,
+	 started_at, last_seen_at, occurrences, annotations, integration, dedup_key, incident_id,
+	 suppressed_by, acknowledged_at)
+	VALUES (?, 'firing', ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (fingerprint) WHERE status = 'firing' DO UPDATE SET
+		occurrences = occurrences + 1,
+		last_seen_at = MAX(last_seen_at, excluded.last_seen_at),
+		annotations = COALESCE(excluded.annotations, annotations)
+	RETURNING ` + alertCols
+
+// UpsertAlert raises a inside the batch, with the same dedup rule as
+// OpenAlert: if an alert with the fingerprint is firing, it counts one more
+// occurrence, moves last_seen_at forward (never back) and replaces its
+// annotations when a carries any, and is returned with created=false;
+// everything else about it (incident, suppression, title …) is left for
+// the caller to change explicitly. Otherwise a new firing alert is stored
+// with all of a's fields and returned with created=true. ErrNotFound when
+// a.IncidentID names no incident.
+func (t *Tx) UpsertAlert(a alert.Alert) (alert.Alert, bool, error) {
 	if err := validateAlert(&a); err != nil {
-		return alert.Alert{}, false, fmt.Errorf("open alert: %w", err)
+		return alert.Alert{}, false, fmt.Errorf("upsert alert: %w", err)
 	}
 	seen := a.LastSeenAt
 	if seen.IsZero() || seen.Before(a.StartedAt) {
@@ -76,51 +98,74 @@ func (s *Store) OpenAlert(ctx context.Context, a alert.Alert) (alert.Alert, bool
 	}
 	labels, err := jsonText(a.Labels)
 	if err != nil {
-		return alert.Alert{}, false, fmt.Errorf("open alert: encode labels: %w", err)
+		return alert.Alert{}, false, fmt.Errorf("upsert alert: encode labels: %w", err)
 	}
-	var out alert.Alert
-	err = s.write(ctx, "alert.open", func(tx *sql.Tx) error {
-		var err error
-		out, err = scanAlert(tx.QueryRowContext(ctx, `INSERT INTO alerts
-			(fingerprint, status, team, origin, severity, title, description, labels, source,
-			 started_at, last_seen_at, occurrences)
-			VALUES (?, 'firing', ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
-			ON CONFLICT (fingerprint) WHERE status = 'firing' DO UPDATE SET
-				occurrences = occurrences + 1,
-				last_seen_at = MAX(last_seen_at, excluded.last_seen_at)
-			RETURNING `+alertCols,
-			a.Fingerprint, a.Team, a.Origin, a.Severity, a.Title, a.Description, labels, a.Source,
-			ms(a.StartedAt), ms(seen)))
-		if err != nil {
-			return fmt.Errorf("open alert %s: %w", a.Fingerprint, err)
+	var annotations sql.NullString
+	if len(a.Annotations) > 0 {
+		if annotations, err = jsonText(a.Annotations); err != nil {
+			return alert.Alert{}, false, fmt.Errorf("upsert alert: encode annotations: %w", err)
 		}
-		return nil
-	})
+	}
+	out, err := scanAlert(t.queryRow(qUpsertAlert,
+		a.Fingerprint, a.Team, a.Origin, a.Severity, a.Title, a.Description, labels, a.Source,
+		ms(a.StartedAt), ms(seen), annotations, a.Integration, a.DedupKey, nullID(a.IncidentID),
+		a.SuppressedBy, msPtr(a.AcknowledgedAt)))
+	if isForeignKey(err) {
+		return alert.Alert{}, false, fmt.Errorf("upsert alert %s: incident %d: %w", a.Fingerprint, a.IncidentID, ErrNotFound)
+	}
 	if err != nil {
-		return alert.Alert{}, false, err
+		return alert.Alert{}, false, fmt.Errorf("upsert alert %s: %w", a.Fingerprint, err)
 	}
 	// A fresh row starts at 1; the upsert branch always makes it at least 2.
 	return out, out.Occurrences == 1, nil
 }
 
+// OpenAlert raises a in its own transaction; see Tx.UpsertAlert for the
+// dedup rule. A single upsert against the partial unique index does both
+// cases, so concurrent calls, even from two processes, never open two
+// firing alerts for one fingerprint. An empty Fingerprint is derived from
+// Labels.
+func (s *Store) OpenAlert(ctx context.Context, a alert.Alert) (alert.Alert, bool, error) {
+	var out alert.Alert
+	var created bool
+	err := s.write(ctx, "alert.open", func(tx *sql.Tx) error {
+		var err error
+		out, created, err = s.newTx(ctx, tx).UpsertAlert(a)
+		return err
+	})
+	if err != nil {
+		return alert.Alert{}, false, fmt.Errorf("open alert: %w", err)
+	}
+	return out, created, nil
+}
+
+const qResolveAlert = `UPDATE alerts SET status = 'resolved', resolved_at = ?
+	WHERE fingerprint = ? AND status = 'firing' RETURNING ` + alertCols
+
 // ResolveAlert resolves the firing alert with that fingerprint at at and
 // returns it; ErrNotFound when none is firing.
-func (s *Store) ResolveAlert(ctx context.Context, fingerprint string, at time.Time) (alert.Alert, error) {
+func (t *Tx) ResolveAlert(fingerprint string, at time.Time) (alert.Alert, error) {
 	if at.IsZero() {
 		return alert.Alert{}, fmt.Errorf("resolve alert: %w", invalid("resolved_at", "is required"))
 	}
+	out, err := scanAlert(t.queryRow(qResolveAlert, ms(at), fingerprint))
+	if errors.Is(err, sql.ErrNoRows) {
+		return alert.Alert{}, fmt.Errorf("resolve alert %s: no firing alert: %w", fingerprint, ErrNotFound)
+	}
+	if err != nil {
+		return alert.Alert{}, fmt.Errorf("resolve alert %s: %w", fingerprint, err)
+	}
+	return out, nil
+}
+
+// ResolveAlert resolves the firing alert with that fingerprint at at in its
+// own transaction; ErrNotFound when none is firing.
+func (s *Store) ResolveAlert(ctx context.Context, fingerprint string, at time.Time) (alert.Alert, error) {
 	var out alert.Alert
 	err := s.write(ctx, "alert.resolve", func(tx *sql.Tx) error {
 		var err error
-		out, err = scanAlert(tx.QueryRowContext(ctx, `UPDATE alerts SET status = 'resolved', resolved_at = ?
-			WHERE fingerprint = ? AND status = 'firing' RETURNING `+alertCols, ms(at), fingerprint))
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("resolve alert %s: no firing alert: %w", fingerprint, ErrNotFound)
-		}
-		if err != nil {
-			return fmt.Errorf("resolve alert %s: %w", fingerprint, err)
-		}
-		return nil
+		out, err = s.newTx(ctx, tx).ResolveAlert(fingerprint, at)
+		return err
 	})
 	if err != nil {
 		return alert.Alert{}, err
@@ -128,12 +173,96 @@ func (s *Store) ResolveAlert(ctx context.Context, fingerprint string, at time.Ti
 	return out, nil
 }
 
+const (
+	qSetAlertIncident   = `UPDATE alerts SET incident_id = ? WHERE id = ?`
+	qSetAlertSuppressed = `UPDATE alerts SET suppressed_by = ? WHERE id = ?`
+	qAckAlert           = `UPDATE alerts SET acknowledged_at = COALESCE(acknowledged_at, ?) WHERE id = ?`
+)
+
+// oneRow turns an UPDATE result into ErrNotFound when it matched nothing.
+func oneRow(res sql.Result, err error, what string) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
+	}
+	return nil
+}
+
+// SetAlertIncident attaches alert alertID to incident incidentID; 0
+// detaches it. The incidents' alert counts follow. ErrNotFound when either
+// does not exist.
+func (t *Tx) SetAlertIncident(alertID, incidentID int64) error {
+	res, err := t.exec(qSetAlertIncident, nullID(incidentID), alertID)
+	if isForeignKey(err) {
+		return fmt.Errorf("attach alert %d: incident %d: %w", alertID, incidentID, ErrNotFound)
+	}
+	return oneRow(res, err, fmt.Sprintf("attach alert %d to incident %d", alertID, incidentID))
+}
+
+// MoveAlerts moves every alert of incident from to incident to (0
+// detaches them) and returns how many moved: merging one incident into
+// another. ErrNotFound when to does not exist.
+func (t *Tx) MoveAlerts(from, to int64) (int64, error) {
+	if from == 0 {
+		return 0, fmt.Errorf("move alerts: %w", invalid("from", "is required"))
+	}
+	if from == to {
+		return 0, nil
+	}
+	res, err := t.tx.ExecContext(t.ctx, `UPDATE alerts SET incident_id = ? WHERE incident_id = ?`, nullID(to), from)
+	if isForeignKey(err) {
+		return 0, fmt.Errorf("move alerts of incident %d: incident %d: %w", from, to, ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("move alerts of incident %d to %d: %w", from, to, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("move alerts of incident %d to %d: %w", from, to, err)
+	}
+	return n, nil
+}
+
+// SetAlertSuppressed records what suppresses alert alertID ("silence:<id>",
+// "inhibit:<rule>"); "" marks it active again.
+func (t *Tx) SetAlertSuppressed(alertID int64, by string) error {
+	res, err := t.exec(qSetAlertSuppressed, by, alertID)
+	return oneRow(res, err, fmt.Sprintf("set suppression of alert %d", alertID))
+}
+
+// AckAlert marks alert alertID acknowledged at at; the first
+// acknowledgement is kept.
+func (t *Tx) AckAlert(alertID int64, at time.Time) error {
+	if at.IsZero() {
+		return fmt.Errorf("acknowledge alert %d: %w", alertID, invalid("acknowledged_at", "is required"))
+	}
+	res, err := t.exec(qAckAlert, ms(at), alertID)
+	return oneRow(res, err, fmt.Sprintf("acknowledge alert %d", alertID))
+}
+
+// GetAlert returns one alert as this transaction sees it.
+func (t *Tx) GetAlert(id int64) (alert.Alert, error) {
+	return getAlert(t.ctx, t.tx, id)
+}
+
 // AlertFilter selects alerts. Empty fields match everything. BeforeID
 // pages backwards: pass the smallest ID of the previous page.
 type AlertFilter struct {
 	Status, Team, Severity, Source string
-	Limit                          int // default 100, at most 1000; ignored by CountAlerts
-	BeforeID                       int64
+	// IncidentID selects the alerts attached to one incident.
+	IncidentID int64
+	// Suppressed, when set, selects suppressed (true) or active (false)
+	// alerts.
+	Suppressed  *bool
+	Integration string
+	Limit       int // default 100, at most 1000; ignored by CountAlerts
+	BeforeID    int64
 }
 
 func (f AlertFilter) where() (string, []any) {
@@ -155,6 +284,19 @@ func (f AlertFilter) where() (string, []any) {
 	if f.Source != "" {
 		add("source = ?", f.Source)
 	}
+	if f.IncidentID != 0 {
+		add("incident_id = ?", f.IncidentID)
+	}
+	if f.Suppressed != nil {
+		if *f.Suppressed {
+			conds = append(conds, "suppressed_by != ''")
+		} else {
+			conds = append(conds, "suppressed_by = ''")
+		}
+	}
+	if f.Integration != "" {
+		add("integration = ?", f.Integration)
+	}
 	if f.BeforeID > 0 {
 		add("id < ?", f.BeforeID)
 	}
@@ -167,29 +309,74 @@ func (f AlertFilter) where() (string, []any) {
 // ListAlerts returns matching alerts, newest first.
 func (s *Store) ListAlerts(ctx context.Context, f AlertFilter) ([]alert.Alert, error) {
 	where, args := f.where()
-	rows, err := s.r.QueryContext(ctx, `SELECT `+alertCols+` FROM alerts`+where+` ORDER BY id DESC LIMIT ?`,
+	out, err := queryAlerts(ctx, s.r, `SELECT `+alertCols+` FROM alerts`+where+` ORDER BY id DESC LIMIT ?`,
 		append(args, limit(f.Limit))...)
 	if err != nil {
 		return nil, fmt.Errorf("list alerts: %w", err)
+	}
+	return out, nil
+}
+
+func queryAlerts(ctx context.Context, q queryer, query string, args ...any) ([]alert.Alert, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []alert.Alert
 	for rows.Next() {
 		a, err := scanAlert(rows)
 		if err != nil {
-			return nil, fmt.Errorf("list alerts: %w", err)
+			return nil, err
 		}
 		out = append(out, a)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list alerts: %w", err)
+	return out, rows.Err()
+}
+
+// FiringAlerts returns every firing alert, oldest first, so the incident
+// service can rebuild its in-memory state at start.
+func (s *Store) FiringAlerts(ctx context.Context) ([]alert.Alert, error) {
+	out, err := queryAlerts(ctx, s.r, `SELECT `+alertCols+` FROM alerts WHERE status = 'firing' ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("firing alerts: %w", err)
 	}
 	return out, nil
 }
 
+// IncidentAlerts returns a page of the alerts attached to an incident,
+// newest first, and how many are attached in all. beforeID pages
+// backwards: pass the smallest ID of the previous page. ErrNotFound when
+// the incident does not exist.
+func (s *Store) IncidentAlerts(ctx context.Context, incidentID int64, limitN int, beforeID int64) ([]alert.Alert, int, error) {
+	var total int
+	err := s.r.QueryRowContext(ctx, `SELECT alert_count FROM incidents WHERE id = ?`, incidentID).Scan(&total)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, 0, fmt.Errorf("alerts of incident %d: %w", incidentID, ErrNotFound)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("alerts of incident %d: %w", incidentID, err)
+	}
+	q := `SELECT ` + alertCols + ` FROM alerts WHERE incident_id = ? ORDER BY id DESC LIMIT ?`
+	args := []any{incidentID, limit(limitN)}
+	if beforeID > 0 {
+		q = `SELECT ` + alertCols + ` FROM alerts WHERE incident_id = ? AND id < ? ORDER BY id DESC LIMIT ?`
+		args = []any{incidentID, beforeID, limit(limitN)}
+	}
+	out, err := queryAlerts(ctx, s.r, q, args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("alerts of incident %d: %w", incidentID, err)
+	}
+	return out, total, nil
+}
+
 // GetAlert returns one alert by id.
 func (s *Store) GetAlert(ctx context.Context, id int64) (alert.Alert, error) {
-	a, err := scanAlert(s.r.QueryRowContext(ctx, `SELECT `+alertCols+` FROM alerts WHERE id = ?`, id))
+	return getAlert(ctx, s.r, id)
+}
+
+func getAlert(ctx context.Context, q queryer, id int64) (alert.Alert, error) {
+	a, err := scanAlert(q.QueryRowContext(ctx, `SELECT `+alertCols+` FROM alerts WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return alert.Alert{}, fmt.Errorf("alert %d: %w", id, ErrNotFound)
 	}

@@ -118,6 +118,208 @@ CREATE INDEX alerts_team     ON alerts (team, id);
 CREATE INDEX alerts_severity ON alerts (severity, id);
 CREATE INDEX alerts_source   ON alerts (source, id);
 `,
+
+	// 2: alert management and incident response.
+	`
+-- AUTOINCREMENT so that incident ids are never reused: links, exports and
+-- pagination rely on it.
+CREATE TABLE incidents (
+	id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+	title              TEXT    NOT NULL,
+	severity           TEXT    NOT NULL,
+	team               TEXT    NOT NULL,
+	origin             TEXT    NOT NULL,
+	joint              INTEGER NOT NULL DEFAULT 0,
+	status             TEXT    NOT NULL CHECK (status IN ('triggered', 'acknowledged', 'investigating', 'mitigated', 'resolved', 'closed')),
+	owner              TEXT    NOT NULL DEFAULT '',
+	tier               INTEGER NOT NULL DEFAULT 0,
+	policy_id          INTEGER NOT NULL DEFAULT 0,
+	group_key          TEXT    NOT NULL DEFAULT '',
+	service            TEXT    NOT NULL DEFAULT '',
+	labels             TEXT,
+	runbook_id         INTEGER NOT NULL DEFAULT 0,
+	channels           TEXT,
+	triggered_at       INTEGER NOT NULL,
+	acknowledged_at    INTEGER,
+	mitigated_at       INTEGER,
+	resolved_at        INTEGER,
+	closed_at          INTEGER,
+	next_escalation_at INTEGER,
+	escalation_round   INTEGER NOT NULL DEFAULT 0,
+	escalations        INTEGER NOT NULL DEFAULT 0,
+	handoffs           INTEGER NOT NULL DEFAULT 0,
+	-- Maintained by the triggers on alerts below, never by callers.
+	alert_count        INTEGER NOT NULL DEFAULT 0,
+	merged_into        INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX incidents_status    ON incidents (status, id);
+CREATE INDEX incidents_team      ON incidents (team, id);
+CREATE INDEX incidents_group_key ON incidents (group_key) WHERE group_key != '';
+CREATE INDEX incidents_policy    ON incidents (policy_id) WHERE policy_id != 0;
+CREATE INDEX incidents_triggered ON incidents (triggered_at);
+CREATE INDEX incidents_acked     ON incidents (acknowledged_at) WHERE acknowledged_at IS NOT NULL;
+CREATE INDEX incidents_resolved  ON incidents (resolved_at) WHERE resolved_at IS NOT NULL;
+
+ALTER TABLE alerts ADD COLUMN annotations TEXT;
+ALTER TABLE alerts ADD COLUMN integration TEXT NOT NULL DEFAULT '';
+ALTER TABLE alerts ADD COLUMN dedup_key TEXT NOT NULL DEFAULT '';
+-- NULL, not 0, means "no incident", so the foreign key holds.
+ALTER TABLE alerts ADD COLUMN incident_id INTEGER REFERENCES incidents(id);
+ALTER TABLE alerts ADD COLUMN suppressed_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE alerts ADD COLUMN acknowledged_at INTEGER;
+-- An incident's alerts page by id: its first page of 10,000 is one range scan.
+CREATE INDEX alerts_incident    ON alerts (incident_id, id) WHERE incident_id IS NOT NULL;
+CREATE INDEX alerts_integration ON alerts (integration, id) WHERE integration != '';
+CREATE INDEX alerts_started     ON alerts (started_at);
+
+-- incidents.alert_count follows attachments whatever path changes them
+-- (upsert, attach, detach, merge), so it can never drift.
+CREATE TRIGGER alerts_count_insert AFTER INSERT ON alerts WHEN NEW.incident_id IS NOT NULL
+	BEGIN UPDATE incidents SET alert_count = alert_count + 1 WHERE id = NEW.incident_id; END;
+CREATE TRIGGER alerts_count_move AFTER UPDATE OF incident_id ON alerts
+	WHEN OLD.incident_id IS NOT NEW.incident_id
+	BEGIN
+		UPDATE incidents SET alert_count = alert_count - 1 WHERE id = OLD.incident_id;
+		UPDATE incidents SET alert_count = alert_count + 1 WHERE id = NEW.incident_id;
+	END;
+CREATE TRIGGER alerts_count_delete AFTER DELETE ON alerts WHEN OLD.incident_id IS NOT NULL
+	BEGIN UPDATE incidents SET alert_count = alert_count - 1 WHERE id = OLD.incident_id; END;
+
+CREATE TABLE timeline (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	incident_id INTEGER NOT NULL REFERENCES incidents(id),
+	time        INTEGER NOT NULL,
+	actor       TEXT    NOT NULL,
+	kind        TEXT    NOT NULL,
+	message     TEXT    NOT NULL DEFAULT '',
+	data        TEXT
+);
+CREATE INDEX timeline_incident ON timeline (incident_id, id);
+CREATE TRIGGER timeline_no_update BEFORE UPDATE ON timeline
+	BEGIN SELECT RAISE(ABORT, 'incident timeline is append-only'); END;
+CREATE TRIGGER timeline_no_delete BEFORE DELETE ON timeline
+	BEGIN SELECT RAISE(ABORT, 'incident timeline is append-only'); END;
+
+CREATE TABLE tasks (
+	id           INTEGER PRIMARY KEY,
+	incident_id  INTEGER NOT NULL REFERENCES incidents(id),
+	title        TEXT    NOT NULL,
+	done         INTEGER NOT NULL DEFAULT 0,
+	done_by      TEXT    NOT NULL DEFAULT '',
+	done_at      INTEGER,
+	position     INTEGER NOT NULL DEFAULT 0,
+	from_runbook INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX tasks_incident ON tasks (incident_id, position, id);
+
+CREATE TABLE observables (
+	id          INTEGER PRIMARY KEY,
+	incident_id INTEGER NOT NULL REFERENCES incidents(id),
+	type        TEXT    NOT NULL,
+	value       TEXT    NOT NULL,
+	tlp         TEXT    NOT NULL,
+	note        TEXT    NOT NULL DEFAULT '',
+	added_by    TEXT    NOT NULL DEFAULT '',
+	added_at    INTEGER NOT NULL,
+	UNIQUE (incident_id, type, value)
+);
+
+CREATE TABLE postmortems (
+	incident_id          INTEGER PRIMARY KEY REFERENCES incidents(id),
+	category             TEXT    NOT NULL,
+	summary              TEXT    NOT NULL DEFAULT '',
+	contributing_factors TEXT,
+	action_items         TEXT,
+	author               TEXT    NOT NULL DEFAULT '',
+	updated_at           INTEGER NOT NULL
+);
+
+CREATE TABLE integrations (
+	id         INTEGER PRIMARY KEY,
+	name       TEXT    NOT NULL COLLATE NOCASE UNIQUE,
+	type       TEXT    NOT NULL,
+	key_hash   TEXT    NOT NULL UNIQUE,
+	key_prefix TEXT    NOT NULL DEFAULT '',
+	created_by TEXT    NOT NULL DEFAULT '',
+	created_at INTEGER NOT NULL,
+	disabled   INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE silences (
+	id         INTEGER PRIMARY KEY AUTOINCREMENT,
+	matchers   TEXT    NOT NULL,
+	starts_at  INTEGER NOT NULL,
+	ends_at    INTEGER NOT NULL,
+	created_by TEXT    NOT NULL DEFAULT '',
+	comment    TEXT    NOT NULL DEFAULT '',
+	created_at INTEGER NOT NULL,
+	expired_at INTEGER
+);
+CREATE INDEX silences_ends ON silences (ends_at);
+
+-- Secrets live in their own columns so that the JSON of a channel never
+-- carries them by accident.
+CREATE TABLE channels (
+	id             INTEGER PRIMARY KEY,
+	name           TEXT    NOT NULL COLLATE NOCASE UNIQUE,
+	type           TEXT    NOT NULL,
+	url            TEXT    NOT NULL DEFAULT '',
+	secret         TEXT    NOT NULL DEFAULT '',
+	email          TEXT,
+	email_password TEXT    NOT NULL DEFAULT '',
+	created_at     INTEGER NOT NULL,
+	provisioned    INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE deliveries (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	incident_id INTEGER NOT NULL DEFAULT 0,
+	channel     TEXT    NOT NULL,
+	event       TEXT    NOT NULL DEFAULT '',
+	attempt     INTEGER NOT NULL DEFAULT 1,
+	status      TEXT    NOT NULL CHECK (status IN ('sent', 'failed', 'dead')),
+	error       TEXT    NOT NULL DEFAULT '',
+	http_status INTEGER NOT NULL DEFAULT 0,
+	latency_ms  REAL    NOT NULL DEFAULT 0,
+	time        INTEGER NOT NULL
+);
+CREATE INDEX deliveries_incident ON deliveries (incident_id, id);
+CREATE INDEX deliveries_status   ON deliveries (status, id);
+CREATE INDEX deliveries_channel  ON deliveries (channel, id);
+
+CREATE TABLE schedules (
+	id          INTEGER PRIMARY KEY,
+	name        TEXT    NOT NULL COLLATE NOCASE UNIQUE,
+	team        TEXT    NOT NULL,
+	tier        TEXT    NOT NULL DEFAULT '',
+	spec        TEXT    NOT NULL,
+	provisioned INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE policies (
+	id          INTEGER PRIMARY KEY,
+	name        TEXT    NOT NULL COLLATE NOCASE UNIQUE,
+	spec        TEXT    NOT NULL,
+	provisioned INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE runbooks (
+	id          INTEGER PRIMARY KEY,
+	name        TEXT    NOT NULL COLLATE NOCASE UNIQUE,
+	title       TEXT    NOT NULL DEFAULT '',
+	markdown    TEXT    NOT NULL DEFAULT '',
+	checks      TEXT,
+	rules       TEXT,
+	matchers    TEXT,
+	team        TEXT    NOT NULL DEFAULT '',
+	updated_at  INTEGER NOT NULL,
+	updated_by  TEXT    NOT NULL DEFAULT '',
+	provisioned INTEGER NOT NULL DEFAULT 0
+);
+`,
+	// 3: incidents remember their escalation policy by name (provisioned
+	// policies have no id).
+	`ALTER TABLE incidents ADD COLUMN policy TEXT NOT NULL DEFAULT '';`,
 }
 
 // migrate applies pending migrations, each in its own immediate

@@ -16,17 +16,19 @@ import (
 	"github.com/nocsoc/nocsoc/internal/auth"
 	"github.com/nocsoc/nocsoc/internal/eventstore"
 	"github.com/nocsoc/nocsoc/internal/noc"
+	"github.com/nocsoc/nocsoc/internal/response"
 	"github.com/nocsoc/nocsoc/internal/store"
 )
 
 // Options configures the HTTP handler.
 type Options struct {
-	Store   *store.Store
-	NOC     *noc.Service
-	Events  *eventstore.Store
-	Metrics http.Handler
-	Logger  *slog.Logger
-	Version string
+	Store    *store.Store
+	NOC      *noc.Service
+	Response *response.Service
+	Events   *eventstore.Store
+	Metrics  http.Handler
+	Logger   *slog.Logger
+	Version  string
 	// PublicURL is the base of links given out (push URLs), e.g.
 	// "https://noc.example.com".
 	PublicURL string
@@ -37,6 +39,7 @@ type Options struct {
 type server struct {
 	st        *store.Store
 	noc       *noc.Service
+	resp      *response.Service
 	events    *eventstore.Store
 	log       *slog.Logger
 	version   string
@@ -52,7 +55,7 @@ func New(o Options) http.Handler {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &server{st: o.Store, noc: o.NOC, events: o.Events, log: o.Logger.With("component", "web"), version: o.Version, publicURL: strings.TrimSuffix(o.PublicURL, "/"), now: o.Now}
+	s := &server{st: o.Store, noc: o.NOC, resp: o.Response, events: o.Events, log: o.Logger.With("component", "web"), version: o.Version, publicURL: strings.TrimSuffix(o.PublicURL, "/"), now: o.Now}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	if o.Metrics != nil {

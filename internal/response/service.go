@@ -91,12 +91,12 @@ type dynamic struct {
 
 type liveAlert struct {
 	Team, Origin string
-	ID          int64
-	IncidentID  int64
-	Fingerprint string
-	Labels      map[string]string
-	Severity    string
-	Suppressed  string
+	ID           int64
+	IncidentID   int64
+	Fingerprint  string
+	Labels       map[string]string
+	Severity     string
+	Suppressed   string
 }
 
 type compiledRules struct {

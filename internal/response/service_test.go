@@ -387,4 +387,4 @@ func BenchmarkSubmit(b *testing.B) {
 type tw struct{ t *testing.T }
 
 func (w tw) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
-func testWriter(t *testing.T) io.Writer { return tw{t} }
+func testWriter(t *testing.T) io.Writer  { return tw{t} }

@@ -18,6 +18,7 @@ import (
 	"github.com/nocsoc/nocsoc/internal/auth"
 	"github.com/nocsoc/nocsoc/internal/check"
 	"github.com/nocsoc/nocsoc/internal/config"
+	"github.com/nocsoc/nocsoc/internal/loadgen"
 	"github.com/nocsoc/nocsoc/internal/store"
 )
 
@@ -28,6 +29,8 @@ Usage:
   nocsoc check run --config FILE NAME
   nocsoc token create --data DIR --user NAME [--name LABEL] [--expires DURATION]
   nocsoc user create --data DIR --name NAME --role admin|operator|viewer   (password from NOCSOC_PASSWORD)
+  nocsoc loadgen targets|checks-config|probes|blackbox …   (benchmarks; see 'nocsoc loadgen help')
+  nocsoc incident list|show ID|ack ID|resolve ID [--server URL] [--token T]   (NOCSOC_SERVER, NOCSOC_TOKEN)
   nocsoc version
 `
 
@@ -48,6 +51,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = tokenCmd(args[2:], stdout)
 	case "user":
 		err = userCmd(args[2:], stdout)
+	case "incident":
+		err = incidentCmd(args[2:], stdout)
+	case "loadgen":
+		err = loadgenCmd(args[2:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
@@ -125,6 +132,18 @@ func serve(args []string, stderr io.Writer) error {
 		}
 	}()
 	return a.Run(ctx)
+}
+
+// loadgenCmd runs the benchmark load generators until done or interrupted.
+func loadgenCmd(args []string, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := loadgen.Run(ctx, args, stdout, stderr)
+	var ue loadgen.UsageError
+	if errors.As(err, &ue) {
+		fmt.Fprint(stderr, loadgen.Usage)
+	}
+	return err
 }
 
 func checkCmd(args []string, stdout io.Writer) error {

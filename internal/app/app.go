@@ -29,7 +29,9 @@ import (
 	"github.com/nocsoc/nocsoc/internal/eventstore"
 	"github.com/nocsoc/nocsoc/internal/noc"
 	"github.com/nocsoc/nocsoc/internal/notify"
+	"github.com/nocsoc/nocsoc/internal/opmetrics"
 	"github.com/nocsoc/nocsoc/internal/response"
+	"github.com/nocsoc/nocsoc/internal/runbook"
 	"github.com/nocsoc/nocsoc/internal/store"
 	"github.com/nocsoc/nocsoc/internal/web"
 )
@@ -152,6 +154,20 @@ func (a *App) open(ctx context.Context) error {
 		return err
 	}
 	a.resp = resp
+	if err := a.applyAlerting(ctx, cfg); err != nil {
+		return err
+	}
+	a.reg.MustRegister(opmetrics.Collector(func() opmetrics.Report {
+		// A rolling 30-day window, computed at scrape time.
+		to := time.Now()
+		from := to.Add(-30 * 24 * time.Hour)
+		incs, err := st.IncidentsForMetrics(context.Background(), from, to)
+		if err != nil {
+			a.log.Error("operation metrics", "err", err)
+			return opmetrics.Report{}
+		}
+		return opmetrics.Compute(incs, -1, opmetrics.Filter{From: from, To: to})
+	}))
 	sender := notify.NewSender(notify.SenderOptions{Logger: a.log})
 	resp.SetDispatcher(notify.NewDispatcher(notify.DispatcherOptions{Sender: sender, Log: resp, Logger: a.log}))
 
@@ -185,6 +201,7 @@ func (a *App) open(ctx context.Context) error {
 		// The address was chosen at start (--listen, or port 0).
 		publicURL = a.URL()
 	}
+	a.resp.SetPublicURL(publicURL)
 	a.handler = web.New(web.Options{
 		Store:     st,
 		NOC:       svc,
@@ -229,6 +246,35 @@ func (a *App) bootstrapAdmin(ctx context.Context) error {
 	return nil
 }
 
+// applyAlerting installs routing, inhibition, channels, policies and
+// schedules, and provisions the runbooks directory. Runbook files that do
+// not parse are reported and skipped; the others load.
+func (a *App) applyAlerting(ctx context.Context, c *config.Config) error {
+	route, err := alert.CompileRoute(c.Alerting.Route)
+	if err != nil {
+		return fmt.Errorf("alerting.route: %w", err)
+	}
+	if dir := c.Alerting.RunbooksDir; dir != "" {
+		rbs, errs := runbook.LoadDir(dir)
+		for _, e := range errs {
+			a.log.Error("runbook not loaded", "err", e)
+		}
+		if err := a.st.SyncProvisionedRunbooks(ctx, rbs); err != nil {
+			return fmt.Errorf("runbooks from %s: %w", dir, err)
+		}
+		if err := a.resp.ReloadDynamic(ctx); err != nil {
+			return err
+		}
+	}
+	return a.resp.SetRules(response.Rules{
+		Route:     route,
+		Inhibit:   c.Alerting.InhibitRules,
+		Channels:  c.Alerting.Channels,
+		Policies:  c.Alerting.Policies,
+		Schedules: c.Alerting.Schedules,
+	})
+}
+
 // Addr is the address the HTTP server listens on.
 func (a *App) Addr() string { return a.ln.Addr().String() }
 
@@ -264,6 +310,10 @@ func (a *App) Reload(ctx context.Context) error {
 	}
 	if err := a.noc.Apply(ctx, c.Checks, c.Maintenance); err != nil {
 		a.log.Error("config reload refused; the running config stays in force", "err", err)
+		return err
+	}
+	if err := a.applyAlerting(ctx, c); err != nil {
+		a.log.Error("alerting config reload refused; the previous rules stay in force", "err", err)
 		return err
 	}
 	// Server settings (listen, data dir) need a restart; checks and
@@ -374,7 +424,9 @@ func (a *App) Close() error { return a.closeStores() }
 type responseSink struct{ r *response.Service }
 
 func (k responseSink) Fire(ctx context.Context, a alert.Alert) error {
-	_, err := k.r.Submit(ctx, response.Op{Kind: response.OpFire, Alert: a, At: a.LastSeenAt})
+	// The incident's times come from the workflow's clock, not the probe's.
+	a.StartedAt, a.LastSeenAt = time.Time{}, time.Time{}
+	_, err := k.r.Submit(ctx, response.Op{Kind: response.OpFire, Alert: a})
 	return err
 }
 

@@ -35,20 +35,25 @@ type harness struct {
 
 func start(t *testing.T, configPath, dataDir string) *harness {
 	t.Helper()
-	if dataDir == "" {
-		dataDir = t.TempDir()
+	return startWith(t, app.Options{ConfigPath: configPath, DataDir: dataDir})
+}
+
+// startWith boots a server with o; empty fields get the test defaults.
+func startWith(t *testing.T, o app.Options) *harness {
+	t.Helper()
+	if o.DataDir == "" {
+		o.DataDir = t.TempDir()
 	}
 	var stderr bytes.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, app.Options{
-		ConfigPath:    configPath,
-		DataDir:       dataDir,
-		Listen:        "127.0.0.1:0",
-		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Stderr:        &stderr,
-		AdminPassword: adminPassword,
-		ConfigPoll:    -1,
-	})
+	o.Listen = "127.0.0.1:0"
+	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	o.Stderr = &stderr
+	o.AdminPassword = adminPassword
+	if o.ConfigPoll == 0 {
+		o.ConfigPoll = -1
+	}
+	a, err := app.New(ctx, o)
 	if err != nil {
 		cancel()
 		t.Fatalf("app.New: %v", err)

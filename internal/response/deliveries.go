@@ -35,3 +35,7 @@ func (s *Service) RecordDelivery(ctx context.Context, d notify.Delivery) error {
 // SetDispatcher installs the notification dispatcher (it needs the
 // service as its delivery log, so it is made after the service).
 func (s *Service) SetDispatcher(d *notify.Dispatcher) { s.disp = d }
+
+// SetPublicURL sets the base of incident links in notifications; the app
+// knows it only once the listener is bound. Call it before Run.
+func (s *Service) SetPublicURL(u string) { s.publicURL = u }

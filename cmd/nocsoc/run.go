@@ -29,8 +29,10 @@ Usage:
   nocsoc check run --config FILE NAME
   nocsoc token create --data DIR --user NAME [--name LABEL] [--expires DURATION]
   nocsoc user create --data DIR --name NAME --role admin|operator|viewer   (password from NOCSOC_PASSWORD)
-  nocsoc loadgen targets|checks-config|probes|blackbox …   (benchmarks; see 'nocsoc loadgen help')
+  nocsoc loadgen targets|checks-config|probes|blackbox|alerts|receiver …   (benchmarks; see 'nocsoc loadgen help')
   nocsoc incident list|show ID|ack ID|resolve ID [--server URL] [--token T]   (NOCSOC_SERVER, NOCSOC_TOKEN)
+  nocsoc rules check PATH…
+  nocsoc rules test --rules PATH… --events FILE
   nocsoc version
 `
 
@@ -53,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = userCmd(args[2:], stdout)
 	case "incident":
 		err = incidentCmd(args[2:], stdout)
+	case "rules":
+		err = rulesCmd(args[2:], stdout, stderr)
 	case "loadgen":
 		err = loadgenCmd(args[2:], stdout, stderr)
 	case "help", "-h", "--help":

@@ -1,0 +1,5 @@
+package sigma
+
+import "flag"
+
+var update = flag.Bool("update", false, "rewrite golden files")

@@ -148,6 +148,19 @@ func (s *server) listAlerts(w http.ResponseWriter, r *http.Request, p principal)
 			return badRequest("severity", "unknown severity %q (one of %s)", f.Severity, strings.Join(check.Severities, ", "))
 		}
 	}
+	f.Integration = q.Get("integration")
+	var err error
+	if f.IncidentID, err = beforeParam(r, "incident", "an incident"); err != nil {
+		return err
+	}
+	switch v := q.Get("suppressed"); v {
+	case "":
+	case "true", "false":
+		b := v == "true"
+		f.Suppressed = &b
+	default:
+		return badRequest("suppressed", "suppressed must be true or false, got %q", v)
+	}
 	limit, err := intParam(r, "limit", 100, 1000)
 	if err != nil {
 		return err

@@ -10,7 +10,9 @@ import (
 	"strings"
 
 	"github.com/nocsoc/nocsoc/internal/check"
+	"github.com/nocsoc/nocsoc/internal/incident"
 	"github.com/nocsoc/nocsoc/internal/noc"
+	"github.com/nocsoc/nocsoc/internal/response"
 	"github.com/nocsoc/nocsoc/internal/store"
 )
 
@@ -61,6 +63,7 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var fe *check.FieldError
 	var sfe *store.FieldError
 	var mbe *http.MaxBytesError
+	var te *incident.ErrTransition
 	switch {
 	case errors.As(err, &he):
 		if he.Status >= 500 {
@@ -75,6 +78,12 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: sfe.Field + ": " + sfe.Reason, Field: sfe.Field})
 	case errors.Is(err, store.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, errorBody{Error: cleanMsg(err)})
+	case errors.As(err, &te):
+		// A workflow violation: the request is fine, the incident's state
+		// does not allow it.
+		writeJSON(w, http.StatusConflict, errorBody{Error: te.Error()})
+	case errors.Is(err, response.ErrNotOpen):
+		writeJSON(w, http.StatusConflict, errorBody{Error: err.Error()})
 	case errors.Is(err, store.ErrConflict), errors.Is(err, noc.ErrProvisioned), errors.Is(err, noc.ErrDisabled):
 		writeJSON(w, http.StatusConflict, errorBody{Error: cleanMsg(err)})
 	default:

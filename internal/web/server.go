@@ -4,6 +4,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,11 +12,14 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nocsoc/nocsoc/internal/auth"
 	"github.com/nocsoc/nocsoc/internal/eventstore"
+	"github.com/nocsoc/nocsoc/internal/incident"
 	"github.com/nocsoc/nocsoc/internal/noc"
+	"github.com/nocsoc/nocsoc/internal/notify"
 	"github.com/nocsoc/nocsoc/internal/response"
 	"github.com/nocsoc/nocsoc/internal/store"
 )
@@ -34,6 +38,9 @@ type Options struct {
 	PublicURL string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Sender sends the test message of POST /api/v1/channels/{id}/test;
+	// nil means a default notify.Sender.
+	Sender *notify.Sender
 }
 
 type server struct {
@@ -45,6 +52,11 @@ type server struct {
 	version   string
 	publicURL string
 	now       func() time.Time
+	sender    *notify.Sender
+	// keys caches integration keys for the intake endpoints; bufs pools
+	// their request body buffers.
+	keys keyCache
+	bufs sync.Pool
 }
 
 // New returns the HTTP handler.
@@ -55,7 +67,12 @@ func New(o Options) http.Handler {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &server{st: o.Store, noc: o.NOC, resp: o.Response, events: o.Events, log: o.Logger.With("component", "web"), version: o.Version, publicURL: strings.TrimSuffix(o.PublicURL, "/"), now: o.Now}
+	if o.Sender == nil {
+		o.Sender = notify.NewSender(notify.SenderOptions{Logger: o.Logger, Now: o.Now})
+	}
+	s := &server{st: o.Store, noc: o.NOC, resp: o.Response, events: o.Events, log: o.Logger.With("component", "web"), version: o.Version,
+		publicURL: strings.TrimSuffix(o.PublicURL, "/"), now: o.Now, sender: o.Sender}
+	s.bufs.New = func() any { return new(bytes.Buffer) }
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	if o.Metrics != nil {
@@ -89,6 +106,73 @@ func New(o Options) http.Handler {
 
 	route("GET /api/v1/alerts", auth.RoleViewer, s.listAlerts)
 	route("GET /api/v1/alerts/{id}", auth.RoleViewer, s.getAlert)
+
+	route("POST /api/v1/alerts/{id}/move", auth.RoleOperator, s.moveAlert)
+
+	// Alert intake authenticates with the integration's key, not a user
+	// token, and is not audited per request (it is the hot path).
+	mux.HandleFunc("POST /api/v1/integrations/alertmanager", s.intakeAlertmanager)
+	mux.HandleFunc("POST /api/v1/integrations/events", s.intakeEvents)
+	mux.HandleFunc("POST /api/v1/integrations/webhook", s.intakeWebhook)
+	route("GET /api/v1/integrations", auth.RoleAdmin, s.listIntegrations)
+	route("POST /api/v1/integrations", auth.RoleAdmin, s.createIntegration)
+	route("DELETE /api/v1/integrations/{id}", auth.RoleAdmin, s.disableIntegration)
+
+	route("GET /api/v1/incidents", auth.RoleViewer, s.listIncidents)
+	route("GET /api/v1/incidents/{id}", auth.RoleViewer, s.getIncident)
+	route("GET /api/v1/incidents/{id}/alerts", auth.RoleViewer, s.incidentAlerts)
+	route("GET /api/v1/incidents/{id}/timeline", auth.RoleViewer, s.incidentTimeline)
+	route("POST /api/v1/incidents/{id}/acknowledge", auth.RoleOperator, s.statusAction(incident.StatusAcknowledged))
+	route("POST /api/v1/incidents/{id}/resolve", auth.RoleOperator, s.statusAction(incident.StatusResolved))
+	route("POST /api/v1/incidents/{id}/close", auth.RoleOperator, s.statusAction(incident.StatusClosed))
+	route("POST /api/v1/incidents/{id}/reopen", auth.RoleOperator, s.statusAction(incident.StatusTriggered))
+	route("POST /api/v1/incidents/{id}/status", auth.RoleOperator, s.setIncidentStatus)
+	route("POST /api/v1/incidents/{id}/escalate", auth.RoleOperator, s.escalateIncident(false))
+	route("POST /api/v1/incidents/{id}/deescalate", auth.RoleOperator, s.escalateIncident(true))
+	route("POST /api/v1/incidents/{id}/handoff", auth.RoleOperator, s.handoffIncident)
+	route("POST /api/v1/incidents/{id}/assign", auth.RoleOperator, s.assignIncident)
+	route("POST /api/v1/incidents/{id}/notes", auth.RoleOperator, s.addNote)
+	route("POST /api/v1/incidents/{id}/tasks", auth.RoleOperator, s.addTask)
+	route("POST /api/v1/incidents/{id}/tasks/{task}/done", auth.RoleOperator, s.setTaskDone)
+	route("POST /api/v1/incidents/{id}/observables", auth.RoleOperator, s.addObservable)
+	route("GET /api/v1/incidents/{id}/postmortem", auth.RoleViewer, s.getPostmortem)
+	route("PUT /api/v1/incidents/{id}/postmortem", auth.RoleOperator, s.putPostmortem)
+	route("POST /api/v1/incidents/{id}/merge", auth.RoleOperator, s.mergeIncident)
+
+	route("GET /api/v1/silences", auth.RoleViewer, s.listSilences)
+	route("POST /api/v1/silences", auth.RoleOperator, s.createSilence)
+	route("DELETE /api/v1/silences/{id}", auth.RoleOperator, s.expireSilence)
+
+	route("GET /api/v1/escalation-policies", auth.RoleViewer, s.listPolicies)
+	route("POST /api/v1/escalation-policies", auth.RoleAdmin, s.createPolicy)
+	route("GET /api/v1/escalation-policies/{id}", auth.RoleViewer, s.getPolicy)
+	route("PUT /api/v1/escalation-policies/{id}", auth.RoleAdmin, s.updatePolicy)
+	route("DELETE /api/v1/escalation-policies/{id}", auth.RoleAdmin, s.deletePolicy)
+
+	route("GET /api/v1/schedules", auth.RoleViewer, s.listSchedules)
+	route("POST /api/v1/schedules", auth.RoleOperator, s.createSchedule)
+	route("GET /api/v1/schedules/{id}", auth.RoleViewer, s.getSchedule)
+	route("PUT /api/v1/schedules/{id}", auth.RoleOperator, s.updateSchedule)
+	route("DELETE /api/v1/schedules/{id}", auth.RoleOperator, s.deleteSchedule)
+	route("GET /api/v1/oncall", auth.RoleViewer, s.whoIsOnCall)
+
+	route("GET /api/v1/channels", auth.RoleViewer, s.listChannels)
+	route("POST /api/v1/channels", auth.RoleAdmin, s.createChannel)
+	route("GET /api/v1/channels/{id}", auth.RoleViewer, s.getChannel)
+	route("PUT /api/v1/channels/{id}", auth.RoleAdmin, s.updateChannel)
+	route("DELETE /api/v1/channels/{id}", auth.RoleAdmin, s.deleteChannel)
+	route("POST /api/v1/channels/{id}/test", auth.RoleOperator, s.testChannel)
+
+	route("GET /api/v1/runbooks", auth.RoleViewer, s.listRunbooks)
+	route("POST /api/v1/runbooks", auth.RoleOperator, s.createRunbook)
+	route("GET /api/v1/runbooks/{id}", auth.RoleViewer, s.getRunbook)
+	route("PUT /api/v1/runbooks/{id}", auth.RoleOperator, s.updateRunbook)
+	route("DELETE /api/v1/runbooks/{id}", auth.RoleOperator, s.deleteRunbook)
+
+	route("GET /api/v1/notifications", auth.RoleViewer, s.listDeliveries)
+	route("GET /api/v1/notifications/dead-letters", auth.RoleViewer, s.deadLetters)
+
+	route("GET /api/v1/metrics/operations", auth.RoleViewer, s.operationMetrics)
 
 	route("GET /api/v1/tokens", auth.RoleViewer, s.listTokens)
 	// Creating a token also accepts HTTP Basic (user name and password), so

@@ -24,18 +24,28 @@ func incidentCmd(args []string, stdout io.Writer) error {
 	status := fs.String("status", "", "list: filter by status")
 	team := fs.String("team", "", "list: filter by team (noc or soc)")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
-	if err := parseFlags(fs, args[1:]); err != nil {
-		return err
+	// Flags may come before or after the incident ID.
+	var positional []string
+	rest := args[1:]
+	for {
+		if err := parseFlags(fs, rest); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		rest = fs.Args()[1:]
 	}
 	if *token == "" {
 		return usageError{"incident: an API token is needed: --token or NOCSOC_TOKEN (create one with 'nocsoc token create')"}
 	}
 	c := apiClient{base: strings.TrimSuffix(*server, "/"), token: *token}
 	needID := func() (string, error) {
-		if fs.NArg() != 1 {
+		if len(positional) != 1 {
 			return "", usageError{fmt.Sprintf("incident %s: needs one incident ID", args[0])}
 		}
-		return fs.Arg(0), nil
+		return positional[0], nil
 	}
 	switch args[0] {
 	case "list":

@@ -14,7 +14,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nocsoc/nocsoc/internal/alert"
 	"github.com/nocsoc/nocsoc/internal/app"
+	"github.com/nocsoc/nocsoc/internal/response"
 )
 
 func runCmd(t *testing.T, args ...string) (int, string, string) {
@@ -132,5 +134,47 @@ func TestCheckRun(t *testing.T) {
 	os.WriteFile(bad, []byte("checks:\n  - name: x\n    type: tcp\n    target: h:1\n    intervl: 5s\n"), 0o600)
 	if code, _, errs := runCmd(t, "check", "run", "--config", bad, "x"); code != 1 || !strings.Contains(errs, "bad.yaml:5") {
 		t.Errorf("bad config: %d %q", code, errs)
+	}
+}
+
+func TestIncidentCLI(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := app.New(ctx, app.Options{DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminPassword: "a-long-admin-password",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stderr: io.Discard, ConfigPoll: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	out, err := a.Response().Submit(ctx, response.Op{Kind: response.OpFire, Alert: alert.Alert{Title: "Disk full on db1", Severity: "high", Labels: map[string]string{"alertname": "DiskFull"}, Source: "test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := fmt.Sprint(out[0].IncidentID)
+	code, tok, errs := runCmd(t, "token", "create", "--data", a.DataDir(), "--user", "admin")
+	if code != 0 {
+		t.Fatalf("token: %s", errs)
+	}
+	srv := []string{"--server", a.URL(), "--token", strings.TrimSpace(tok)}
+	code, list, errs := runCmd(t, append([]string{"incident", "list"}, srv...)...)
+	if code != 0 || !strings.Contains(list, "Disk full on db1") || !strings.Contains(list, "triggered") {
+		t.Fatalf("incident list: %d %q %q", code, list, errs)
+	}
+	code, show, errs := runCmd(t, append([]string{"incident", "show", id}, srv...)...)
+	if code != 0 || !strings.Contains(show, "#"+id+" Disk full on db1") || !strings.Contains(show, "created") {
+		t.Fatalf("incident show: %d %q %q", code, show, errs)
+	}
+	if code, res, errs := runCmd(t, append([]string{"incident", "ack", id}, srv...)...); code != 0 || !strings.Contains(res, "acknowledged") {
+		t.Fatalf("incident ack: %d %q %q", code, res, errs)
+	}
+	if code, res, errs := runCmd(t, append([]string{"incident", "resolve", id}, srv...)...); code != 0 || !strings.Contains(res, "resolved") {
+		t.Fatalf("incident resolve: %d %q %q", code, res, errs)
+	}
+	if code, _, errs := runCmd(t, append([]string{"incident", "ack", id}, srv...)...); code != 1 || !strings.Contains(errs, "409") {
+		t.Errorf("ack of a resolved incident: %d %q", code, errs)
+	}
+	if code, _, errs := runCmd(t, "incident", "list", "--server", a.URL()); code != 2 || !strings.Contains(errs, "token") {
+		t.Errorf("list without token: %d %q", code, errs)
 	}
 }

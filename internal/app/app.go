@@ -286,6 +286,9 @@ func (a *App) URL() string {
 	return "http://" + a.Addr()
 }
 
+// DataDir is the data directory in use.
+func (a *App) DataDir() string { return a.server.DataDir }
+
 // Store, Events and NOC expose the parts, for tests and subcommands.
 func (a *App) Store() *store.Store       { return a.st }
 func (a *App) Events() *eventstore.Store { return a.events }

@@ -62,3 +62,16 @@ func (e *Event) Set(name string, v any) {
 	}
 	e.Fields[name] = v
 }
+
+// Range calls fn for every field, the fixed ones included, until fn
+// returns false (keyword searches over events without a message use it).
+func (e *Event) Range(fn func(name string, v any) bool) {
+	if e.Host != "" && !fn("host.name", e.Host) {
+		return
+	}
+	for k, v := range e.Fields {
+		if !fn(k, v) {
+			return
+		}
+	}
+}

@@ -1,0 +1,314 @@
+// Package detect runs the Sigma engine over the event stream and turns its
+// matches into SOC alerts: team soc, origin human, severity from the rule's
+// level, ATT&CK tags as labels, the rule's author credited and the matching
+// event ids attached for investigation.
+package detect
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nocsoc/nocsoc/internal/alert"
+	"github.com/nocsoc/nocsoc/internal/event"
+	"github.com/nocsoc/nocsoc/internal/sigma"
+)
+
+// AlertSink receives the alerts (the incident workflow).
+type AlertSink interface {
+	Fire(ctx context.Context, a alert.Alert) error
+}
+
+// Options configures a Detector.
+type Options struct {
+	Engine *sigma.Engine
+	Alerts AlertSink
+	Logger *slog.Logger
+	// MaxRemembered bounds how many recent event ids are kept to attach
+	// to correlation matches (default 2,000,000: 16 MB).
+	MaxRemembered int
+}
+
+// Detector evaluates events in the order they were stored.
+type Detector struct {
+	alerts AlertSink
+	log    *slog.Logger
+
+	mu     sync.Mutex
+	engine *sigma.Engine
+	seq    int
+	// ids remembers the store ids of recent events by engine sequence.
+	ids    []uint64
+	idBase int
+	maxIDs int
+
+	hits sync.Map // rule id → *atomic.Uint64
+}
+
+// New creates a Detector.
+func New(o Options) *Detector {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxRemembered <= 0 {
+		o.MaxRemembered = 2_000_000
+	}
+	return &Detector{engine: o.Engine, alerts: o.Alerts, log: o.Logger.With("component", "detect"), maxIDs: o.MaxRemembered}
+}
+
+// SetEngine swaps the rules (reload). Correlation state starts afresh.
+func (d *Detector) SetEngine(e *sigma.Engine) {
+	d.mu.Lock()
+	d.engine = e
+	d.mu.Unlock()
+}
+
+// Engine returns the current engine.
+func (d *Detector) Engine() *sigma.Engine {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.engine
+}
+
+// Hits returns how often each rule fired since start.
+func (d *Detector) Hits() map[string]uint64 {
+	out := map[string]uint64{}
+	d.hits.Range(func(k, v any) bool {
+		out[k.(string)] = v.(*atomic.Uint64).Load()
+		return true
+	})
+	return out
+}
+
+type found struct {
+	m  sigma.Match
+	ev *event.Event // the event that made it fire (nil for Tick)
+}
+
+// Process evaluates a batch of stored events (ids assigned) and raises an
+// alert for every match. Batches must come in storage order.
+func (d *Detector) Process(ctx context.Context, evs []event.Event) error {
+	var matches []found
+	d.mu.Lock()
+	if d.engine == nil {
+		d.mu.Unlock()
+		return nil
+	}
+	for i := range evs {
+		d.ids = append(d.ids, evs[i].ID)
+		for _, m := range d.engine.Match(&evs[i], evs[i].Time) {
+			matches = append(matches, found{m: m, ev: &evs[i]})
+		}
+		d.seq++
+	}
+	if over := len(d.ids) - d.maxIDs; over > 0 {
+		d.ids = append(d.ids[:0], d.ids[over:]...)
+		d.idBase += over
+	}
+	resolved := make([][]uint64, len(matches))
+	for i, f := range matches {
+		resolved[i] = d.eventIDs(f.m)
+	}
+	d.mu.Unlock()
+	return d.raise(ctx, matches, resolved)
+}
+
+// Tick lets time-driven rules (log source gone silent) fire.
+func (d *Detector) Tick(ctx context.Context, now time.Time) error {
+	d.mu.Lock()
+	if d.engine == nil {
+		d.mu.Unlock()
+		return nil
+	}
+	ms := d.engine.Tick(now)
+	matches := make([]found, len(ms))
+	resolved := make([][]uint64, len(ms))
+	for i, m := range ms {
+		matches[i] = found{m: m}
+		resolved[i] = d.eventIDs(m)
+	}
+	d.mu.Unlock()
+	return d.raise(ctx, matches, resolved)
+}
+
+// eventIDs maps engine sequence numbers to store ids. d.mu is held.
+func (d *Detector) eventIDs(m sigma.Match) []uint64 {
+	seqs := m.Events
+	if len(seqs) == 0 {
+		seqs = []int{m.EventIndex}
+	}
+	var out []uint64
+	for _, s := range seqs {
+		if i := s - d.idBase; i >= 0 && i < len(d.ids) {
+			out = append(out, d.ids[i])
+		}
+	}
+	return out
+}
+
+func (d *Detector) raise(ctx context.Context, matches []found, ids [][]uint64) error {
+	for i, f := range matches {
+		a := AlertFor(f.m, f.ev, ids[i])
+		c, _ := d.hits.LoadOrStore(f.m.Rule.ID, new(atomic.Uint64))
+		c.(*atomic.Uint64).Add(1)
+		if d.alerts == nil {
+			continue
+		}
+		if err := d.alerts.Fire(ctx, a); err != nil {
+			d.log.Error("raise detection alert", "rule", f.m.Rule.ID, "err", err)
+			return err
+		}
+	}
+	return nil
+}
+
+// Severity maps a Sigma level to an alert severity.
+func Severity(level string) string {
+	switch strings.ToLower(level) {
+	case "critical":
+		return "critical"
+	case "high":
+		return "high"
+	case "medium":
+		return "medium"
+	case "low":
+		return "low"
+	}
+	return "info"
+}
+
+// identifying fields: a single-event rule's alert is one per rule and
+// per value of these, so repeats bump one alert instead of paging again.
+var identifying = []string{"host.name", "source.ip", "user.name", "Computer", "TargetUserName"}
+
+// AlertFor builds the alert of one match.
+func AlertFor(m sigma.Match, ev *event.Event, ids []uint64) alert.Alert {
+	r := m.Rule
+	labels := map[string]string{"rule_id": r.ID, "alertname": r.Title}
+	if m.GroupKey != "" {
+		for _, part := range strings.Split(m.GroupKey, ",") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(part), "="); ok {
+				labels[k] = v
+			}
+		}
+	} else if ev != nil {
+		for _, f := range identifying {
+			if v, ok := ev.Get(f); ok {
+				if s, ok := v.(string); ok && s != "" {
+					labels[f] = s
+				}
+			}
+		}
+	}
+	var tactics, techniques []string
+	for _, t := range r.Tags {
+		t = strings.ToLower(t)
+		rest, ok := strings.CutPrefix(t, "attack.")
+		if !ok {
+			continue
+		}
+		if len(rest) > 1 && rest[0] == 't' && rest[1] >= '0' && rest[1] <= '9' {
+			techniques = append(techniques, strings.ToUpper(rest))
+		} else if !strings.HasPrefix(rest, "g") && !strings.HasPrefix(rest, "s0") {
+			tactics = append(tactics, rest)
+		}
+	}
+	sort.Strings(tactics)
+	sort.Strings(techniques)
+	if len(tactics) > 0 {
+		labels["attack.tactic"] = strings.Join(tactics, ",")
+	}
+	if len(techniques) > 0 {
+		labels["attack.technique"] = strings.Join(techniques, ",")
+	}
+	title := r.Title
+	if m.GroupKey != "" {
+		title += " (" + m.GroupKey + ")"
+	} else if ip := labels["source.ip"]; ip != "" {
+		title += " from " + ip
+	}
+	ann := map[string]string{
+		"author":      r.Author,
+		"rule_title":  r.Title,
+		"rule_level":  r.Level,
+		"rule_path":   path.Base(r.Path),
+		"rule_status": r.Status,
+		// The SigmaHQ rules are shared under the Detection Rule License
+		// 1.1, which requires crediting the author wherever matches are
+		// shown.
+		"credit": fmt.Sprintf("Detection rule %q by %s (DRL 1.1)", r.Title, orUnknown(r.Author)),
+	}
+	if r.Description != "" {
+		ann["description"] = r.Description
+	}
+	if len(r.References) > 0 {
+		ann["references"] = strings.Join(r.References, " ")
+	}
+	if len(ids) > 0 {
+		s := make([]string, len(ids))
+		for i, id := range ids {
+			s[i] = strconv.FormatUint(id, 10)
+		}
+		ann["event_ids"] = strings.Join(s, ",")
+	}
+	desc := r.Description
+	if desc == "" {
+		desc = r.Title
+	}
+	return alert.Alert{
+		Fingerprint: alert.Fingerprint(labels),
+		Team:        alert.TeamSOC,
+		Origin:      alert.OriginHuman,
+		Severity:    Severity(r.Level),
+		Title:       title,
+		Description: desc,
+		Labels:      labels,
+		Annotations: ann,
+		Source:      "sigma:" + r.ID,
+	}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "an unknown author"
+	}
+	return s
+}
+
+// LoadRules loads rule files from directories on disk and, when builtin
+// is set, the rules shipped in the binary. Problems are returned per file;
+// the other rules still load.
+func LoadRules(dirs []string, builtin fs.FS) ([]*sigma.Rule, []error) {
+	var rules []*sigma.Rule
+	var errs []error
+	if builtin != nil {
+		_ = fs.WalkDir(builtin, ".", func(p string, de fs.DirEntry, err error) error {
+			if err != nil || de.IsDir() || !(strings.HasSuffix(p, ".yml") || strings.HasSuffix(p, ".yaml")) {
+				return err
+			}
+			b, err := fs.ReadFile(builtin, p)
+			if err != nil {
+				errs = append(errs, err)
+				return nil
+			}
+			rs, es := sigma.ParseRule("builtin/"+path.Base(p), b)
+			rules = append(rules, rs...)
+			errs = append(errs, es...)
+			return nil
+		})
+	}
+	if len(dirs) > 0 {
+		rs, es := sigma.LoadDir(dirs...)
+		rules = append(rules, rs...)
+		errs = append(errs, es...)
+	}
+	return rules, errs
+}

@@ -48,6 +48,8 @@ func migrations() []string {
 			SELECT * FROM check_results_archive
 			UNION ALL
 			SELECT * FROM check_results_recent;`,
+		// 2: log events (events.go).
+		eventsSchema,
 	}
 }
 

@@ -176,6 +176,8 @@ type Store struct {
 	writerDone chan struct{}
 
 	dict dictionary
+
+	ev eventState // log events (events.go)
 }
 
 // Open opens (creating if needed) the store and brings its schema up to date.

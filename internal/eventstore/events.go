@@ -1,0 +1,560 @@
+package eventstore
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/nocsoc/nocsoc/internal/check"
+	"github.com/nocsoc/nocsoc/internal/event"
+	"github.com/nocsoc/nocsoc/internal/query"
+)
+
+// eventsSchema is migration 2: one table for log events, appended in arrival
+// order (ts roughly increasing, id strictly increasing), so DuckDB's per row
+// group min/max prune time ranges and id look-ups without an index (an ART
+// index would slow appends and live in memory).
+//
+// The fields analysts filter on most are promoted to typed columns: a scan
+// reads only the columns a query names, and low-cardinality strings
+// dictionary-compress to a few bits a row. Everything else stays in the
+// fields column as JSON text: VARCHAR rather than DuckDB's JSON type, because
+// the appender JSON-encodes a Go string bound to a JSON column a second time. source_ip_key and destination_ip_key hold the address as
+// 16 big-endian bytes (IPv4 mapped into ::ffff:0:0/96, see query.IPKey),
+// so a CIDR filter is a byte range: DuckDB's inet extension is not bundled
+// and cannot be loaded offline. message is NULL when the event has no
+// message field; searches then read raw.
+const eventsSchema = `CREATE TABLE events (
+	id                 UBIGINT NOT NULL,
+	ts                 TIMESTAMP NOT NULL,
+	received           TIMESTAMP NOT NULL,
+	host               VARCHAR,
+	input              VARCHAR,
+	message            VARCHAR,
+	source_ip          VARCHAR,
+	source_ip_key      BLOB,
+	source_port        INTEGER,
+	destination_ip     VARCHAR,
+	destination_ip_key BLOB,
+	user_name          VARCHAR,
+	process_name       VARCHAR,
+	event_action       VARCHAR,
+	event_outcome      VARCHAR,
+	event_category     VARCHAR,
+	http_status        INTEGER,
+	url_path           VARCHAR,
+	fields             VARCHAR,
+	raw                VARCHAR,
+	parse_error        VARCHAR
+);`
+
+// eventState is the events side of Store: the next id to assign. It is
+// guarded by Store.wmu, like every append.
+type eventState struct {
+	loaded bool
+	nextID uint64
+}
+
+// promotedField is an ECS field stored in its own column.
+type promotedField struct {
+	field, col string
+	integer    bool   // INTEGER column, else VARCHAR
+	ipKey      string // the column holding its IP key, if any
+}
+
+// promoted lists the typed columns in table order (after message).
+var promoted = [...]promotedField{
+	{field: "source.ip", col: "source_ip", ipKey: "source_ip_key"},
+	{field: "source.port", col: "source_port", integer: true},
+	{field: "destination.ip", col: "destination_ip", ipKey: "destination_ip_key"},
+	{field: "user.name", col: "user_name"},
+	{field: "process.name", col: "process_name"},
+	{field: "event.action", col: "event_action"},
+	{field: "event.outcome", col: "event_outcome"},
+	{field: "event.category", col: "event_category"},
+	{field: "http.response.status_code", col: "http_status", integer: true},
+	{field: "url.path", col: "url_path"},
+}
+
+func promotedByField(name string) (promotedField, bool) {
+	for _, p := range promoted {
+		if p.field == name {
+			return p, true
+		}
+	}
+	return promotedField{}, false
+}
+
+// eventColumns maps query fields to SQL for query.ToSQL. Field names reach
+// here only after query.ValidFieldName (letters, digits, '_', '@', '.', '-'),
+// so embedding them in the JSON path literal is safe.
+func eventColumns(field string) (string, bool) {
+	switch field {
+	case query.TextField:
+		return "coalesce(message, raw)", false
+	case "host.name":
+		return "host", false
+	case "input":
+		return "input", false
+	case "raw", "event.original":
+		return "raw", false
+	case "parse_error":
+		return "parse_error", false
+	}
+	if name, ok := strings.CutSuffix(field, query.IPSuffix); ok {
+		if p, ok := promotedByField(name); ok && p.ipKey != "" {
+			return p.ipKey, false
+		}
+		return "", false
+	}
+	if p, ok := promotedByField(field); ok {
+		return p.col, p.integer
+	}
+	if !query.ValidFieldName(field) {
+		// Unreachable through query.Parse; a NULL never matches.
+		return "CAST(NULL AS VARCHAR)", false
+	}
+	return `json_extract_string(fields, '$."` + field + `"')`, false
+}
+
+// validUTF8 replaces invalid bytes: DuckDB rejects invalid UTF-8 in VARCHAR,
+// and one bad line must not fail its whole batch.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+func nullStr(s string) any {
+	if s == "" {
+		return nil
+	}
+	return validUTF8(s)
+}
+
+// eventRow converts an event to the appender's column values. A promoted
+// field goes to its column when its value fits; it also stays in the JSON
+// when reading the column back would not give the identical value (a port
+// sent as the string "22"), so events round-trip exactly.
+func eventRow(id uint64, e *event.Event, received time.Time) ([]driver.Value, error) {
+	row := make([]driver.Value, 0, 21)
+	row = append(row, id, e.Time.UTC(), received.UTC(), nullStr(e.Host), nullStr(e.Input))
+	rest := make(map[string]any, len(e.Fields))
+	for k, v := range e.Fields {
+		if f, ok := v.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
+			return nil, fmt.Errorf("Fields[%q]: %v is not a JSON number", k, f)
+		}
+		rest[k] = v
+	}
+	if m, ok := rest["message"].(string); ok {
+		row = append(row, validUTF8(m))
+		delete(rest, "message")
+	} else {
+		row = append(row, nil)
+	}
+	for _, p := range promoted {
+		v, ok := rest[p.field]
+		if !ok || v == nil {
+			row = append(row, nil)
+			if p.ipKey != "" {
+				row = append(row, nil)
+			}
+			continue
+		}
+		if p.integer {
+			var n float64
+			switch x := v.(type) {
+			case float64:
+				n = x
+			case string:
+				if f, err := strconv.ParseFloat(x, 64); err == nil {
+					n = f
+				} else {
+					n = math.NaN()
+				}
+			default:
+				n = math.NaN()
+			}
+			if n == math.Trunc(n) && n >= math.MinInt32 && n <= math.MaxInt32 {
+				row = append(row, int32(n))
+				if _, isNum := v.(float64); isNum {
+					delete(rest, p.field)
+				}
+			} else {
+				row = append(row, nil)
+			}
+			continue
+		}
+		s, isStr := v.(string)
+		if !isStr {
+			s = fmt.Sprint(v)
+		} else if utf8.ValidString(s) {
+			delete(rest, p.field)
+		}
+		row = append(row, validUTF8(s))
+		if p.ipKey != "" {
+			if a, err := netip.ParseAddr(s); err == nil {
+				row = append(row, query.IPKey(a))
+			} else {
+				row = append(row, nil)
+			}
+		}
+	}
+	var fields any
+	if len(rest) > 0 {
+		b, err := json.Marshal(rest)
+		if err != nil {
+			return nil, fmt.Errorf("Fields: %w", err)
+		}
+		fields = string(b) // json.Marshal already replaced invalid UTF-8
+	}
+	row = append(row, fields, validUTF8(e.Raw), nullStr(e.ParseError))
+	return row, nil
+}
+
+// AppendEvents assigns ids to evs and writes them in one transaction. It
+// returns once the rows are committed (durable in DuckDB's write-ahead log),
+// so the caller may then acknowledge its senders; the ids are in the order
+// of evs, and evs[i].ID is set too. Calls are serialized, which is the
+// back-pressure: a slow disk slows the callers. An event without Time, or
+// with a field value JSON cannot hold (NaN, ±Inf, channels …), rejects the
+// whole call with an error naming it, and nothing is written. Received
+// defaults to the store's clock; invalid UTF-8 is replaced by U+FFFD.
+func (s *Store) AppendEvents(ctx context.Context, evs []event.Event) ([]uint64, error) {
+	if len(evs) == 0 {
+		return []uint64{}, nil
+	}
+	now := s.o.Now()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.loadNextID(ctx); err != nil {
+		return nil, fmt.Errorf("eventstore: append events: %w", err)
+	}
+	rows := make([][]driver.Value, len(evs))
+	ids := make([]uint64, len(evs))
+	for i := range evs {
+		e := &evs[i]
+		if e.Time.IsZero() {
+			return nil, fmt.Errorf("eventstore: append events: %w", &check.FieldError{Field: fmt.Sprintf("events[%d].Time", i), Reason: "is required"})
+		}
+		received := e.Received
+		if received.IsZero() {
+			received = now
+		}
+		ids[i] = s.ev.nextID + uint64(i)
+		row, err := eventRow(ids[i], e, received)
+		if err != nil {
+			return nil, fmt.Errorf("eventstore: append events: events[%d].%w", i, err)
+		}
+		rows[i] = row
+	}
+	start := time.Now()
+	err := withAppender(ctx, s.wconn, "events", func(a *duckdb.Appender) error {
+		for i, r := range rows {
+			if err := a.AppendRow(r...); err != nil {
+				return fmt.Errorf("events[%d]: %w", i, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: append events: %w", err)
+	}
+	s.ev.nextID += uint64(len(evs))
+	for i := range evs {
+		evs[i].ID = ids[i]
+	}
+	if s.o.OnWrite != nil {
+		s.o.OnWrite(len(evs), time.Since(start))
+	}
+	return ids, nil
+}
+
+// loadNextID reads the largest id once; the caller holds wmu.
+func (s *Store) loadNextID(ctx context.Context) error {
+	if s.ev.loaded {
+		return nil
+	}
+	var maxID uint64
+	if err := s.wconn.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM events`).Scan(&maxID); err != nil {
+		return fmt.Errorf("read last event id: %w", err)
+	}
+	s.ev.nextID, s.ev.loaded = maxID+1, true
+	return nil
+}
+
+// EventCount is the number of stored events.
+func (s *Store) EventCount(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("eventstore: event count: %w", err)
+	}
+	return n, nil
+}
+
+// selectEvents is the column list scanEvent reads.
+const selectEvents = `SELECT id, ts, received, host, input, message, source_ip, source_port, destination_ip,
+	user_name, process_name, event_action, event_outcome, event_category, http_status, url_path,
+	fields, raw, parse_error FROM events`
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+// scanEvent reads one row of selectEvents back into an event. Values in the
+// JSON win over columns: they are the originals where the column holds a
+// converted copy.
+func scanEvent(r rowScanner) (event.Event, error) {
+	var (
+		e                        event.Event
+		host, input, msg, fields sql.NullString
+		raw, perr                sql.NullString
+		cols                     [len(promoted)]any
+		strs                     [len(promoted)]sql.NullString
+		ints                     [len(promoted)]sql.NullInt32
+		dest                     = []any{&e.ID, &e.Time, &e.Received, &host, &input, &msg}
+	)
+	for i, p := range promoted {
+		if p.integer {
+			cols[i] = &ints[i]
+		} else {
+			cols[i] = &strs[i]
+		}
+	}
+	dest = append(dest, cols[:]...)
+	dest = append(dest, &fields, &raw, &perr)
+	if err := r.Scan(dest...); err != nil {
+		return e, err
+	}
+	e.Time, e.Received = e.Time.UTC(), e.Received.UTC()
+	e.Host, e.Input, e.Raw, e.ParseError = host.String, input.String, raw.String, perr.String
+	if fields.Valid {
+		if err := json.Unmarshal([]byte(fields.String), &e.Fields); err != nil {
+			return e, fmt.Errorf("event %d: fields: %w", e.ID, err)
+		}
+	}
+	set := func(k string, v any) {
+		if _, ok := e.Fields[k]; !ok {
+			e.Set(k, v)
+		}
+	}
+	if msg.Valid {
+		set("message", msg.String)
+	}
+	for i, p := range promoted {
+		switch {
+		case p.integer && ints[i].Valid:
+			set(p.field, float64(ints[i].Int32))
+		case !p.integer && strs[i].Valid:
+			set(p.field, strs[i].String)
+		}
+	}
+	return e, nil
+}
+
+// EventQuery selects events for SearchEvents and ExportEvents.
+type EventQuery struct {
+	// Where is the parsed query; nil matches everything.
+	Where query.Node
+	// From and To bound the event time to [From, To); zero means unbounded.
+	From, To time.Time
+	// Limit caps the events returned: 0 means DefaultLimit, at most
+	// MaxLimit. ExportEvents treats 0 as "no limit".
+	Limit int
+	// Cursor continues a search where the previous page ended (the next
+	// value SearchEvents returned); "" starts at the newest event.
+	Cursor string
+}
+
+// cursor is the keyset position after which a page continues: the (ts, id)
+// of the last event returned. Events are ordered by (ts, id) descending.
+type cursor struct {
+	ts int64 // µs
+	id uint64
+}
+
+func (c cursor) encode() string {
+	return base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("v1:%d:%d", c.ts, c.id)))
+}
+
+func decodeCursor(s string) (cursor, error) {
+	bad := &check.FieldError{Field: "cursor", Reason: "is not a cursor returned by a search"}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return cursor{}, bad
+	}
+	parts := strings.Split(string(b), ":")
+	if len(parts) != 3 || parts[0] != "v1" {
+		return cursor{}, bad
+	}
+	ts, err1 := strconv.ParseInt(parts[1], 10, 64)
+	id, err2 := strconv.ParseUint(parts[2], 10, 64)
+	if err1 != nil || err2 != nil {
+		return cursor{}, bad
+	}
+	return cursor{ts: ts, id: id}, nil
+}
+
+// filter builds the WHERE clause shared by searches, stats and exports.
+func filter(where query.Node, from, to time.Time, cur string) (string, []any, error) {
+	if !from.IsZero() && !to.IsZero() && !to.After(from) {
+		return "", nil, &check.FieldError{Field: "to", Reason: "must be after from"}
+	}
+	var (
+		conds []string
+		args  []any
+	)
+	if !from.IsZero() {
+		conds = append(conds, "ts >= make_timestamp(?)")
+		args = append(args, from.UnixMicro())
+	}
+	if !to.IsZero() {
+		conds = append(conds, "ts < make_timestamp(?)")
+		args = append(args, to.UnixMicro())
+	}
+	if cur != "" {
+		c, err := decodeCursor(cur)
+		if err != nil {
+			return "", nil, err
+		}
+		conds = append(conds, "(ts < make_timestamp(?) OR (ts = make_timestamp(?) AND id < ?))")
+		args = append(args, c.ts, c.ts, c.id)
+	}
+	if where != nil {
+		if _, all := where.(query.All); !all {
+			w, wargs, err := query.ToSQL(where, eventColumns)
+			if err != nil {
+				return "", nil, &check.FieldError{Field: "q", Reason: err.Error()}
+			}
+			conds = append(conds, w)
+			args = append(args, wargs...)
+		}
+	}
+	if len(conds) == 0 {
+		return "", nil, nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args, nil
+}
+
+// SearchEvents returns the events matching q, newest first (by event time,
+// then id), and the cursor of the next page ("" when this page is the last).
+func (s *Store) SearchEvents(ctx context.Context, q EventQuery) ([]event.Event, string, error) {
+	limit, err := normLimit("limit", q.Limit)
+	if err != nil {
+		return nil, "", fmt.Errorf("eventstore: search events: %w", err)
+	}
+	where, args, err := filter(q.Where, q.From, q.To, q.Cursor)
+	if err != nil {
+		return nil, "", fmt.Errorf("eventstore: search events: %w", err)
+	}
+	evs, err := s.queryEvents(ctx, selectEvents+where+" ORDER BY ts DESC, id DESC LIMIT ?", append(args, limit)...)
+	if err != nil {
+		return nil, "", fmt.Errorf("eventstore: search events: %w", err)
+	}
+	next := ""
+	if len(evs) == limit {
+		last := evs[len(evs)-1]
+		next = cursor{ts: last.Time.UnixMicro(), id: last.ID}.encode()
+	}
+	return evs, next, nil
+}
+
+func (s *Store) queryEvents(ctx context.Context, q string, args ...any) ([]event.Event, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []event.Event{}
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// EventsByID returns the stored events with the given ids (at most
+// MaxLimit), in the order asked; ids that do not exist are left out.
+func (s *Store) EventsByID(ctx context.Context, ids []uint64) ([]event.Event, error) {
+	if len(ids) > MaxLimit {
+		return nil, fmt.Errorf("eventstore: events by id: %w", &check.FieldError{Field: "ids", Reason: fmt.Sprintf("at most %d at a time", MaxLimit)})
+	}
+	if len(ids) == 0 {
+		return []event.Event{}, nil
+	}
+	ph := strings.Repeat("?,", len(ids))
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	evs, err := s.queryEvents(ctx, selectEvents+" WHERE id IN ("+ph[:len(ph)-1]+")", args...)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: events by id: %w", err)
+	}
+	byID := make(map[uint64]event.Event, len(evs))
+	for _, e := range evs {
+		byID[e.ID] = e
+	}
+	out := make([]event.Event, 0, len(evs))
+	for _, id := range ids {
+		if e, ok := byID[id]; ok {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// Entities that EntityEvents pivots on.
+const (
+	EntityIP   = "ip"
+	EntityUser = "user"
+	EntityHost = "host"
+)
+
+// EntityEvents returns up to limit events in [from, to) that concern an
+// entity, newest first: an ip as source.ip or destination.ip, a user as
+// user.name, a host as host.name (exact matches).
+func (s *Store) EntityEvents(ctx context.Context, entity, value string, from, to time.Time, limit int) ([]event.Event, error) {
+	var cond string
+	var args []any
+	switch entity {
+	case EntityIP:
+		cond, args = "(source_ip = ? OR destination_ip = ?)", []any{value, value}
+	case EntityUser:
+		cond, args = "user_name = ?", []any{value}
+	case EntityHost:
+		cond, args = "host = ?", []any{value}
+	default:
+		return nil, fmt.Errorf("eventstore: entity events: %w", &check.FieldError{Field: "entity", Reason: fmt.Sprintf("%q is not one of ip, user, host", entity)})
+	}
+	if value == "" {
+		return nil, fmt.Errorf("eventstore: entity events: %w", &check.FieldError{Field: "value", Reason: "is required"})
+	}
+	if err := checkRange(from, to); err != nil {
+		return nil, fmt.Errorf("eventstore: entity events: %w", err)
+	}
+	limit, err := normLimit("limit", limit)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: entity events: %w", err)
+	}
+	args = append(args, from.UnixMicro(), to.UnixMicro(), limit)
+	evs, err := s.queryEvents(ctx, selectEvents+" WHERE "+cond+
+		" AND ts >= make_timestamp(?) AND ts < make_timestamp(?) ORDER BY ts DESC, id DESC LIMIT ?", args...)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: entity events: %w", err)
+	}
+	return evs, nil
+}

@@ -1,0 +1,161 @@
+package eventstore
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nocsoc/nocsoc/internal/event"
+	"github.com/nocsoc/nocsoc/internal/query"
+)
+
+// benchEventsLayout names the schema and generator of the cached 10M-event
+// data set; bump it whenever either changes.
+const benchEventsLayout = "events-v1"
+
+const benchEvents = 10_000_000
+
+// benchEventsStore opens the cached day of 10M events, generating it with
+// SQL the first time. One event in 100 is an sshd "Failed password"; one in
+// 100,000 comes from 203.0.113.7.
+func benchEventsStore(b *testing.B) *Store {
+	b.Helper()
+	ctx := context.Background()
+	path := filepath.Join(os.TempDir(), "nocsoc-eventstore-bench-"+benchEventsLayout+".duckdb")
+	if _, err := os.Stat(path); err != nil {
+		tmp := path + ".tmp"
+		os.Remove(tmp)
+		os.Remove(tmp + ".wal")
+		start := time.Now()
+		s, err := Open(ctx, Options{Path: tmp, MemoryLimit: "2GB", Now: func() time.Time { return benchDay }})
+		if err != nil {
+			b.Fatal(err)
+		}
+		gen := fmt.Sprintf(`
+			INSERT INTO events
+			SELECT i + 1,
+				TIMESTAMP '%[2]s' + to_microseconds(i * 8640),
+				TIMESTAMP '%[2]s' + to_microseconds(i * 8640 + 1000),
+				'host-' || (h %% 200), 'syslog-tcp',
+				CASE WHEN i %% 100 = 0 THEN 'Failed password for ' || u || ' from ' || ip || ' port ' || (h %% 60000) || ' ssh2'
+					WHEN i %% 100 < 5 THEN 'Accepted publickey for ' || u || ' from ' || ip || ' port ' || (h %% 60000) || ' ssh2'
+					WHEN i %% 100 < 60 THEN ip || ' - - "GET /app/' || (h %% 5000) || ' HTTP/1.1" ' || st || ' 512'
+					ELSE 'session opened for user ' || u || ' by (uid=0)' END,
+				ip, NULL, (h %% 60000)::INTEGER, '192.0.2.1', NULL,
+				u, CASE WHEN i %% 100 < 5 THEN 'sshd' WHEN i %% 100 < 60 THEN 'nginx' ELSE 'cron' END,
+				NULL,
+				CASE WHEN i %% 100 = 0 THEN 'failure' ELSE 'success' END,
+				CASE WHEN i %% 100 < 5 THEN 'authentication' ELSE NULL END,
+				CASE WHEN i %% 100 BETWEEN 5 AND 59 THEN st ELSE NULL END,
+				CASE WHEN i %% 100 BETWEEN 5 AND 59 THEN '/app/' || (h %% 5000) ELSE NULL END,
+				'{"process.pid":' || (h %% 30000) || '}',
+				'<38>Jan  1 00:00:00 host-' || (h %% 200) || ' app: line ' || i,
+				NULL
+			FROM (SELECT i, hash(i) AS h,
+				CASE WHEN i %% 100000 = 7 THEN '203.0.113.7'
+					ELSE '10.' || (hash(i) >> 8) %% 256 || '.' || (hash(i) >> 16) %% 256 || '.' || (hash(i) >> 24) %% 256 END AS ip,
+				'user' || (hash(i) >> 32) %% 1000 AS u,
+				CASE WHEN hash(i) %% 10 = 0 THEN 404 ELSE 200 END AS st
+				FROM range(%[1]d) t(i))`, benchEvents, benchDayFrom)
+		if _, err := s.db.ExecContext(ctx, gen); err != nil {
+			s.Close()
+			b.Fatal(err)
+		}
+		if _, err := s.db.ExecContext(ctx, `CHECKPOINT`); err != nil {
+			s.Close()
+			b.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("generated %s in %s", path, time.Since(start).Round(time.Second))
+	}
+	s, err := Open(ctx, Options{Path: path, Now: func() time.Time { return benchDay.Add(48 * time.Hour) }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+func benchSearch(b *testing.B, q string, wantMin int) {
+	s := benchEventsStore(b)
+	ctx := context.Background()
+	n, err := query.Parse(q)
+	if err != nil {
+		b.Fatal(err)
+	}
+	eq := EventQuery{Where: n, Limit: 100}
+	evs, _, err := s.SearchEvents(ctx, eq)
+	if err != nil || len(evs) < wantMin {
+		b.Fatalf("%d events, %v", len(evs), err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, _, err := s.SearchEvents(ctx, eq); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/query")
+}
+
+// BenchmarkSearchEventsField is a field query over 10M events (100 match).
+func BenchmarkSearchEventsField(b *testing.B) { benchSearch(b, "source.ip:203.0.113.7", 100) }
+
+// BenchmarkSearchEventsPhrase is a phrase search over 10M events; the newest
+// 100 of 100,000 matches are returned.
+func BenchmarkSearchEventsPhrase(b *testing.B) { benchSearch(b, `"Failed password"`, 100) }
+
+// BenchmarkSearchEventsRarePhrase is a phrase that matches nothing: the
+// whole message column is scanned.
+func BenchmarkSearchEventsRarePhrase(b *testing.B) { benchSearch(b, `"no such phrase"`, 0) }
+
+// BenchmarkEventStatsTopIP counts the top source IPs of the failures.
+func BenchmarkEventStatsTopIP(b *testing.B) {
+	s := benchEventsStore(b)
+	ctx := context.Background()
+	q := StatsQuery{Where: query.Field{Name: "event.outcome", Op: ":", Value: "failure"}, By: "source.ip"}
+	for b.Loop() {
+		if _, err := s.EventStats(ctx, q); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/query")
+}
+
+// BenchmarkAppendEvents measures AppendEvents into a file in batches of
+// 1000 normalized sshd/nginx-like events, each call committed.
+func BenchmarkAppendEvents(b *testing.B) {
+	s, err := Open(context.Background(), Options{Path: filepath.Join(b.TempDir(), "events.duckdb")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	const batchSize = 1000
+	batch := make([]event.Event, batchSize)
+	n := 0
+	for b.Loop() {
+		for i := range batch {
+			t := benchDay.Add(time.Duration(n) * time.Millisecond)
+			ip := fmt.Sprintf("10.%d.%d.%d", n%256, (n/256)%256, n%200)
+			msg := "Failed password for root from " + ip + " port 4242 ssh2"
+			batch[i] = event.Event{Time: t, Received: t, Host: "host-1", Input: "syslog-tcp",
+				Raw: "<38>Jan  1 00:00:00 host-1 sshd[123]: " + msg,
+				Fields: map[string]any{"message": msg, "source.ip": ip, "source.port": float64(4242),
+					"user.name": "root", "process.name": "sshd", "process.pid": float64(123),
+					"event.outcome": "failure", "event.category": "authentication", "log.syslog.severity": float64(6)}}
+			n++
+		}
+		if _, err := s.AppendEvents(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+}

@@ -169,7 +169,10 @@ func (a *App) open(ctx context.Context) error {
 		return opmetrics.Compute(incs, -1, opmetrics.Filter{From: from, To: to})
 	}))
 	sender := notify.NewSender(notify.SenderOptions{Logger: a.log})
-	resp.SetDispatcher(notify.NewDispatcher(notify.DispatcherOptions{Sender: sender, Log: resp, Logger: a.log}))
+	resp.SetDispatcher(notify.NewDispatcher(notify.DispatcherOptions{Sender: sender, Log: resp, Logger: a.log,
+		// Enough workers that a slow receiver does not hold up pages to
+		// the others; their delivery records share the intake's commits.
+		Workers: 64}))
 
 	svc, err := noc.New(ctx, noc.Options{
 		Store:         st,

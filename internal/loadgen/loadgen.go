@@ -26,6 +26,13 @@ const Usage = `Usage:
       run nocsoc's http prober against URL as fast as possible; print probes/s
   nocsoc loadgen blackbox --exporter URL --target URL [--concurrency 32] [--duration 30s]
       drive blackbox_exporter's /probe?module=http_2xx against URL; print probes/s
+  nocsoc loadgen alerts --url URL [--key KEY] [--format events|alertmanager|am-v2] [--rate N]
+        [--concurrency 16] [--duration 30s] [--distinct 1000] [--critical] [--batch 1] [--count N] [--prefix lg]
+      send an alert stream (rate 0: as fast as possible); print sent/s, accepted/s,
+      errors and reply latency p50/p90/p99; every summary carries sent_ns=<unix ns>
+  nocsoc loadgen receiver --listen 127.0.0.1:PORT [--interval 0]
+      webhook receiver: delay from each alert's sent_ns to its notification, p50/p99
+      on exit (and every interval); GET /-/stats as JSON, POST /-/reset clears
 `
 
 // UsageError is a command-line mistake; the caller prints Usage with it.
@@ -37,7 +44,7 @@ func (e UsageError) Error() string { return e.Msg }
 // when the work is done or ctx is cancelled (targets runs until then).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return UsageError{"loadgen: expected a subcommand: targets, checks-config, probes or blackbox"}
+		return UsageError{"loadgen: expected a subcommand: targets, checks-config, probes, blackbox, alerts or receiver"}
 	}
 	switch args[0] {
 	case "targets":
@@ -48,6 +55,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return probesCmd(ctx, args[1:], stdout)
 	case "blackbox":
 		return blackboxCmd(ctx, args[1:], stdout)
+	case "alerts":
+		return alertsCmd(ctx, args[1:], stdout)
+	case "receiver":
+		return receiverCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		_, err := io.WriteString(stdout, Usage)
 		return err

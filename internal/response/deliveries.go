@@ -12,7 +12,14 @@ import (
 // RecordDelivery stores one delivery attempt and puts it on the incident's
 // timeline; the notification dispatcher calls it after every attempt.
 func (s *Service) RecordDelivery(ctx context.Context, d notify.Delivery) error {
-	return s.st.Batch(ctx, func(tx *store.Tx) error {
+	// Through the intake queue: deliveries from many workers commit
+	// together instead of one write transaction each.
+	_, err := s.Submit(ctx, Op{Kind: OpDelivery, Delivery: &d})
+	return err
+}
+
+func recordDelivery(tx *store.Tx, d notify.Delivery) error {
+	{
 		if _, err := tx.RecordDelivery(d); err != nil {
 			return err
 		}
@@ -29,7 +36,7 @@ func (s *Service) RecordDelivery(ctx context.Context, d notify.Delivery) error {
 		_, err := tx.AppendTimeline(incident.TimelineEntry{IncidentID: d.IncidentID, Time: d.Time, Actor: "system", Kind: kind, Message: msg,
 			Data: map[string]any{"channel": d.Channel, "attempt": d.Attempt, "status": d.Status, "http_status": d.HTTPStatus, "latency_ms": d.LatencyMS}})
 		return err
-	})
+	}
 }
 
 // SetDispatcher installs the notification dispatcher (it needs the

@@ -20,16 +20,20 @@ const (
 	OpFire    = "fire"
 	OpResolve = "resolve"
 	OpAck     = "ack"
+	// OpDelivery records a notification attempt (from the dispatcher), so
+	// delivery records share the intake's group commit.
+	OpDelivery = "delivery"
 )
 
 // Op is one intake operation: an alert firing, or a resolve or
 // acknowledgement of a fingerprint.
 type Op struct {
 	Kind        string
-	Alert       alert.Alert // OpFire
-	Fingerprint string      // OpResolve, OpAck
-	Actor       string      // who acknowledged (OpAck)
-	At          time.Time   // zero: now
+	Alert       alert.Alert      // OpFire
+	Fingerprint string           // OpResolve, OpAck
+	Actor       string           // who acknowledged (OpAck)
+	Delivery    *notify.Delivery // OpDelivery
+	At          time.Time        // zero: now
 }
 
 // Outcome says what an Op did.
@@ -197,6 +201,8 @@ func (s *Service) apply(bc *batchCtx, o Op) (Outcome, error) {
 		return s.resolveFP(bc, o.Fingerprint, at, "system")
 	case OpAck:
 		return s.ackFP(bc, o.Fingerprint, at, o.Actor)
+	case OpDelivery:
+		return Outcome{}, recordDelivery(bc.tx, *o.Delivery)
 	}
 	return Outcome{}, fmt.Errorf("unknown op %q", o.Kind)
 }
@@ -230,12 +236,24 @@ func (s *Service) fire(bc *batchCtx, a alert.Alert, at time.Time) (Outcome, erro
 	}
 	// A repeat of a firing alert only bumps its counter: never a new page.
 	if la, ok := s.firing[a.Fingerprint]; ok {
-		a.Team, a.Origin = la.Team, la.Origin
-		got, _, err := bc.tx.UpsertAlert(a)
-		if err != nil {
+		if len(a.Annotations) > 0 {
+			// New annotations replace the old ones: the full upsert.
+			a.Team, a.Origin = la.Team, la.Origin
+			if _, _, err := bc.tx.UpsertAlert(a); err != nil {
+				return Outcome{}, err
+			}
+			return Outcome{AlertID: la.ID, Fingerprint: a.Fingerprint, IncidentID: la.IncidentID, Deduplicated: true, SuppressedBy: la.Suppressed}, nil
+		}
+		err := bc.tx.BumpAlert(la.ID, a.LastSeenAt)
+		if err == nil {
+			return Outcome{AlertID: la.ID, Fingerprint: a.Fingerprint, IncidentID: la.IncidentID, Deduplicated: true, SuppressedBy: la.Suppressed}, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
 			return Outcome{}, err
 		}
-		return Outcome{AlertID: got.ID, Fingerprint: a.Fingerprint, IncidentID: la.IncidentID, Deduplicated: true, SuppressedBy: la.Suppressed}, nil
+		// Resolved behind our back: forget it and fire afresh.
+		delete(s.firing, a.Fingerprint)
+		s.inhibitor.Resolve(a.Fingerprint)
 	}
 	decisions := s.rules.route.Match(a.Labels)
 	d := decisions[0]

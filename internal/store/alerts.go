@@ -395,3 +395,42 @@ func (s *Store) CountAlerts(ctx context.Context, f AlertFilter) (int, error) {
 	}
 	return n, nil
 }
+
+// AlertsByLabelValue returns alerts started in [from, to) that carry value
+// in any of the given labels (the investigation pivot: every alert that
+// touched an IP, a user or a host), newest first.
+func (s *Store) AlertsByLabelValue(ctx context.Context, keys []string, value string, from, to time.Time, limit int) ([]alert.Alert, error) {
+	if len(keys) == 0 || value == "" {
+		return nil, nil
+	}
+	conds := make([]string, len(keys))
+	args := make([]any, 0, len(keys)+3)
+	for i, k := range keys {
+		conds[i] = `json_extract(labels, ?) = ?`
+		args = append(args, `$."`+strings.ReplaceAll(k, `"`, ``)+`"`, value)
+	}
+	args = append(args, ms(from), ms(to), limitOf(limit))
+	out, err := queryAlerts(ctx, s.r, `SELECT `+alertCols+` FROM alerts WHERE (`+strings.Join(conds, " OR ")+
+		`) AND started_at >= ? AND started_at < ? ORDER BY id DESC LIMIT ?`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("alerts by label value: %w", err)
+	}
+	return out, nil
+}
+
+func limitOf(n int) int {
+	if n <= 0 || n > 1000 {
+		return 1000
+	}
+	return n
+}
+
+// BumpAlert records one more occurrence of a firing alert, by id: the
+// fast path for repeats, which the incident service already knows are
+// firing. It moves last_seen_at forward (never back) and reads nothing
+// back. ErrNotFound when the alert is not firing.
+func (t *Tx) BumpAlert(id int64, seen time.Time) error {
+	res, err := t.exec(`UPDATE alerts SET occurrences = occurrences + 1, last_seen_at = MAX(last_seen_at, ?)
+		WHERE id = ? AND status = 'firing'`, ms(seen), id)
+	return oneRow(res, err, fmt.Sprintf("bump alert %d", id))
+}

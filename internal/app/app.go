@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -26,14 +27,20 @@ import (
 	"github.com/nocsoc/nocsoc/internal/auth"
 	"github.com/nocsoc/nocsoc/internal/check"
 	"github.com/nocsoc/nocsoc/internal/config"
+	"github.com/nocsoc/nocsoc/internal/detect"
 	"github.com/nocsoc/nocsoc/internal/eventstore"
+	"github.com/nocsoc/nocsoc/internal/ingest"
 	"github.com/nocsoc/nocsoc/internal/noc"
+	"github.com/nocsoc/nocsoc/internal/normalize"
 	"github.com/nocsoc/nocsoc/internal/notify"
 	"github.com/nocsoc/nocsoc/internal/opmetrics"
 	"github.com/nocsoc/nocsoc/internal/response"
 	"github.com/nocsoc/nocsoc/internal/runbook"
+	"github.com/nocsoc/nocsoc/internal/sigma"
+	"github.com/nocsoc/nocsoc/internal/soc"
 	"github.com/nocsoc/nocsoc/internal/store"
 	"github.com/nocsoc/nocsoc/internal/web"
+	"github.com/nocsoc/nocsoc/rules"
 )
 
 // Version is the product version, set at build time with -ldflags.
@@ -72,6 +79,9 @@ type App struct {
 	events  *eventstore.Store
 	noc     *noc.Service
 	resp    *response.Service
+	detect  *detect.Detector
+	soc     *soc.Pipeline
+	ingest  *ingest.Manager
 	handler http.Handler
 	ln      net.Listener
 	reg     *prometheus.Registry
@@ -174,6 +184,21 @@ func (a *App) open(ctx context.Context) error {
 		// the others; their delivery records share the intake's commits.
 		Workers: 64}))
 
+	// The SOC pipeline: inputs → normalize → event store → detection.
+	eng, err := a.compileRules(cfg)
+	if err != nil {
+		return err
+	}
+	a.detect = detect.New(detect.Options{Engine: eng, Alerts: responseSink{resp}, Logger: a.log})
+	a.soc = soc.New(ev, a.detect, a.log)
+	a.ingest = ingest.NewManager(ingest.Options{
+		Sink:      a.soc,
+		Normalize: normalize.Normalize,
+		StateDir:  filepath.Join(cfg.Server.DataDir, "ingest"),
+		Logger:    a.log,
+	})
+	a.reg.MustRegister(a.ingest.Collector())
+
 	svc, err := noc.New(ctx, noc.Options{
 		Store:         st,
 		Events:        ev,
@@ -209,6 +234,8 @@ func (a *App) open(ctx context.Context) error {
 		Store:     st,
 		NOC:       svc,
 		Response:  resp,
+		Ingest:    a.soc,
+		Normalize: normalize.Normalize,
 		Events:    ev,
 		Metrics:   promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}),
 		Logger:    a.log,
@@ -247,6 +274,33 @@ func (a *App) bootstrapAdmin(ctx context.Context) error {
 		fmt.Fprintln(a.opts.Stderr, "nocsoc: created user \"admin\" with the password from NOCSOC_ADMIN_PASSWORD")
 	}
 	return nil
+}
+
+// compileRules loads and compiles the detection rules; rules that fail
+// are reported and skipped, the others run.
+func (a *App) compileRules(c *config.Config) (*sigma.Engine, error) {
+	var builtin fs.FS
+	if c.Detection.BuiltinOn() {
+		builtin = rules.Builtin
+	}
+	rs, errs := detect.LoadRules(c.Detection.Rules, builtin)
+	for _, e := range errs {
+		a.log.Warn("detection rule not loaded", "err", e)
+	}
+	pl := sigma.DefaultPipeline()
+	if c.Detection.Pipeline != "" {
+		p, err := sigma.LoadPipeline(c.Detection.Pipeline)
+		if err != nil {
+			return nil, fmt.Errorf("detection.pipeline: %w", err)
+		}
+		pl = p
+	}
+	eng, cerrs := sigma.Compile(rs, pl)
+	for _, e := range cerrs {
+		a.log.Warn("detection rule not compiled", "err", e)
+	}
+	a.log.Info("detection rules loaded", "rules", len(rs)-len(cerrs), "failed", len(errs)+len(cerrs))
+	return eng, nil
 }
 
 // applyAlerting installs routing, inhibition, channels, policies and
@@ -322,6 +376,12 @@ func (a *App) Reload(ctx context.Context) error {
 		a.log.Error("alerting config reload refused; the previous rules stay in force", "err", err)
 		return err
 	}
+	eng, err := a.compileRules(c)
+	if err != nil {
+		a.log.Error("detection config reload refused; the previous rules stay in force", "err", err)
+		return err
+	}
+	a.detect.SetEngine(eng)
 	// Server settings (listen, data dir) need a restart; checks and
 	// windows apply now.
 	a.cfg = c
@@ -373,6 +433,20 @@ func (a *App) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("incidents: %w", err)
 		}
 	}()
+	a.cfgMu.Lock()
+	inputs := a.cfg.Inputs
+	a.cfgMu.Unlock()
+	if err := a.ingest.Start(runCtx, inputs); err != nil {
+		cancel()
+		wg.Wait()
+		_ = a.closeStores()
+		return fmt.Errorf("inputs: %w", err)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.socHousekeeping(runCtx)
+	}()
 	if a.opts.ConfigPath != "" && a.opts.ConfigPoll >= 0 {
 		poll := a.opts.ConfigPoll
 		if poll == 0 {
@@ -399,6 +473,10 @@ func (a *App) Run(ctx context.Context) error {
 	if err := srv.Shutdown(shutCtx); err != nil {
 		a.log.Warn("http shutdown", "err", err)
 	}
+	// Inputs stop first and flush what they accepted into the stores.
+	if err := a.ingest.Stop(); err != nil {
+		a.log.Warn("stop inputs", "err", err)
+	}
 	cancel()
 	wg.Wait()
 	if err := a.closeStores(); err != nil && runErr == nil {
@@ -406,6 +484,57 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	return runErr
 }
+
+// socHousekeeping drives time-based detection (a log source gone silent)
+// and event retention.
+func (a *App) socHousekeeping(ctx context.Context) {
+	tick := time.NewTicker(15 * time.Second)
+	defer tick.Stop()
+	lastRetention := time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			if err := a.detect.Tick(ctx, now); err != nil && ctx.Err() == nil {
+				a.log.Error("detection tick", "err", err)
+			}
+			if now.Sub(lastRetention) >= time.Hour {
+				lastRetention = now
+				a.applyRetention(ctx, now)
+			}
+		}
+	}
+}
+
+// applyRetention deletes what the events retention allows, and only
+// that; the plan is logged before anything is deleted.
+func (a *App) applyRetention(ctx context.Context, now time.Time) {
+	a.cfgMu.Lock()
+	ev := a.cfg.Events
+	a.cfgMu.Unlock()
+	plan, err := a.events.PlanRetention(ctx, eventstore.Retention{MaxAge: ev.Retention.D(), MaxBytes: ev.MaxSizeBytes()}, now)
+	if err != nil {
+		a.log.Error("plan event retention", "err", err)
+		return
+	}
+	if plan.Rows == 0 {
+		return
+	}
+	a.log.Warn("event retention: deleting", "rows", plan.Rows, "before", plan.DeleteBefore, "reason", plan.Reason)
+	n, err := a.events.ApplyRetention(ctx, plan)
+	if err != nil {
+		a.log.Error("apply event retention", "err", err)
+		return
+	}
+	a.log.Info("event retention: deleted", "rows", n)
+}
+
+// Ingest exposes the input manager (tests read the bound addresses).
+func (a *App) Ingest() *ingest.Manager { return a.ingest }
+
+// Detector exposes the detection engine wrapper.
+func (a *App) Detector() *detect.Detector { return a.detect }
 
 func (a *App) closeStores() error {
 	var errs []error

@@ -19,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/nocsoc/nocsoc/internal/check"
+	"github.com/nocsoc/nocsoc/internal/ingest"
 	"github.com/nocsoc/nocsoc/internal/maintenance"
 )
 
@@ -45,6 +46,11 @@ type Config struct {
 	// Alerting holds routing, inhibition, channels, escalation policies,
 	// on-call schedules and the runbook directory.
 	Alerting Alerting `yaml:"alerting"`
+	// Inputs are the log inputs of the SOC pipeline (syslog listeners,
+	// tailed files); Detection the Sigma rules; Events the event store.
+	Inputs    ingest.Config `yaml:"inputs"`
+	Detection Detection     `yaml:"detection"`
+	Events    Events        `yaml:"events"`
 	// Path is the file the configuration was loaded from; "" for Load.
 	Path string `yaml:"-"`
 
@@ -90,6 +96,7 @@ type EventStore struct {
 func Default() *Config {
 	c := &Config{}
 	c.Server.applyDefaults()
+	c.Events.applyDefaults()
 	return c
 }
 
@@ -279,6 +286,40 @@ func Load(name, src string) (*Config, error) {
 			checkNodes, errs = d.list(p, errs)
 		case "maintenance":
 			windowNodes, errs = d.list(p, errs)
+		case "inputs":
+			var in ingest.Config
+			if err := d.decode(p.val, reflect.ValueOf(&in).Elem(), "inputs", p.key.Line); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if err := in.Validate(); err != nil {
+				errs = append(errs, d.fieldError(err, p.val, "inputs", p.key.Line))
+				continue
+			}
+			c.Inputs = in
+		case "detection":
+			var det Detection
+			if err := d.decode(p.val, reflect.ValueOf(&det).Elem(), "detection", p.key.Line); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if err := det.validate(); err != nil {
+				errs = append(errs, d.fieldError(err, p.val, "detection", p.key.Line))
+				continue
+			}
+			c.Detection = det
+		case "events":
+			var ev Events
+			if err := d.decode(p.val, reflect.ValueOf(&ev).Elem(), "events", p.key.Line); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if err := ev.validate(); err != nil {
+				errs = append(errs, d.fieldError(err, p.val, "events", p.key.Line))
+				continue
+			}
+			ev.applyDefaults()
+			c.Events = ev
 		case "alerting":
 			var a Alerting
 			if err := d.decode(p.val, reflect.ValueOf(&a).Elem(), "alerting", p.key.Line); err != nil {

@@ -26,7 +26,7 @@ func TestLoadErrors(t *testing.T) {
 		{"not a mapping", lines("- a", "- b"), "nocsoc.yaml:1: the top level must be a mapping with server, checks and maintenance, got a list"},
 		{"scalar document", lines("hello"), `nocsoc.yaml:1: the top level must be a mapping with server, checks and maintenance, got "hello"`},
 		{"two documents", lines("server: {}", "---", "checks: []"), "nocsoc.yaml:2: only one YAML document is allowed"},
-		{"unknown top-level key", lines("server: {}", "chekcs: []"), `nocsoc.yaml:2: field "chekcs" not found in the top level (server, checks, maintenance, alerting) (did you mean "checks"?)`},
+		{"unknown top-level key", lines("server: {}", "chekcs: []"), `nocsoc.yaml:2: field "chekcs" not found in the top level (server, checks, maintenance, alerting, inputs, detection, events) (did you mean "checks"?)`},
 		{"duplicate top-level key", lines("server: {}", "server: {}"), "nocsoc.yaml:2: server: duplicate key (first defined at line 1)"},
 		{"duplicate nested key", lines("checks:", "  - name: a", "    type: push", "    name: b"), "nocsoc.yaml:4: checks[0].name: duplicate key (first defined at line 2)"},
 		{"non-scalar key", lines("? [a]", ": 1"), `nocsoc.yaml:1: mapping keys must be plain strings, got a list`},

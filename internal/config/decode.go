@@ -13,6 +13,7 @@ import (
 
 	"github.com/nocsoc/nocsoc/internal/alert"
 	"github.com/nocsoc/nocsoc/internal/check"
+	"github.com/nocsoc/nocsoc/internal/ingest"
 	"github.com/nocsoc/nocsoc/internal/maintenance"
 	"github.com/nocsoc/nocsoc/internal/notify"
 	"github.com/nocsoc/nocsoc/internal/oncall"
@@ -242,7 +243,17 @@ func yamlFields(t reflect.Type) map[string]int {
 func typeName(t reflect.Type) string {
 	switch t {
 	case reflect.TypeFor[Config]():
-		return "the top level (server, checks, maintenance, alerting)"
+		return "the top level (server, checks, maintenance, alerting, inputs, detection, events)"
+	case reflect.TypeFor[ingest.Config]():
+		return "inputs"
+	case reflect.TypeFor[ingest.SyslogInput]():
+		return "syslog input"
+	case reflect.TypeFor[ingest.FileInput]():
+		return "file input"
+	case reflect.TypeFor[Detection]():
+		return "detection"
+	case reflect.TypeFor[Events]():
+		return "events"
 	case reflect.TypeFor[Server]():
 		return "server"
 	case reflect.TypeFor[EventStore]():

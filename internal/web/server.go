@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nocsoc/nocsoc/internal/auth"
+	"github.com/nocsoc/nocsoc/internal/event"
 	"github.com/nocsoc/nocsoc/internal/eventstore"
 	"github.com/nocsoc/nocsoc/internal/incident"
 	"github.com/nocsoc/nocsoc/internal/noc"
@@ -38,6 +39,10 @@ type Options struct {
 	PublicURL string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Events receives POST /api/v1/events batches (the SOC pipeline);
+	// Normalize parses their messages into fields.
+	Ingest    EventSink
+	Normalize func(*event.Event)
 	// Sender sends the test message of POST /api/v1/channels/{id}/test;
 	// nil means a default notify.Sender.
 	Sender *notify.Sender
@@ -53,6 +58,8 @@ type server struct {
 	publicURL string
 	now       func() time.Time
 	sender    *notify.Sender
+	sink      EventSink
+	normalize func(*event.Event)
 	// keys caches integration keys for the intake endpoints; bufs pools
 	// their request body buffers.
 	keys keyCache
@@ -71,7 +78,7 @@ func New(o Options) http.Handler {
 		o.Sender = notify.NewSender(notify.SenderOptions{Logger: o.Logger, Now: o.Now})
 	}
 	s := &server{st: o.Store, noc: o.NOC, resp: o.Response, events: o.Events, log: o.Logger.With("component", "web"), version: o.Version,
-		publicURL: strings.TrimSuffix(o.PublicURL, "/"), now: o.Now, sender: o.Sender}
+		publicURL: strings.TrimSuffix(o.PublicURL, "/"), now: o.Now, sender: o.Sender, sink: o.Ingest, normalize: o.Normalize}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
@@ -173,6 +180,12 @@ func New(o Options) http.Handler {
 	route("GET /api/v1/notifications/dead-letters", auth.RoleViewer, s.deadLetters)
 
 	route("GET /api/v1/metrics/operations", auth.RoleViewer, s.operationMetrics)
+
+	route("POST /api/v1/events", auth.RoleOperator, s.postEvents)
+	route("GET /api/v1/events", auth.RoleViewer, s.searchEvents)
+	route("GET /api/v1/events/stats", auth.RoleViewer, s.eventStats)
+	route("GET /api/v1/events/export", auth.RoleViewer, s.exportEvents)
+	route("GET /api/v1/pivot", auth.RoleViewer, s.pivot)
 
 	route("GET /api/v1/tokens", auth.RoleViewer, s.listTokens)
 	// Creating a token also accepts HTTP Basic (user name and password), so

@@ -207,6 +207,9 @@ func (f *framer) nextOctet() (frame, bool, error) {
 }
 
 func (f *framer) takeJunk(to int, note string) frame {
+	// Junk longer than max_line is split, not truncated: it was received
+	// and is kept.
+	to = min(to, f.start+f.maxLine)
 	fr := frame{data: bytes.TrimRight(f.buf[f.start:to], "\r\n")}
 	fr.note = note
 	f.start = to
@@ -288,7 +291,7 @@ func (f *framer) nextLine() (frame, bool, error) {
 	if f.long != nil {
 		f.longLen += len(avail)
 		f.start = f.end
-	} else if len(avail) >= f.maxLine {
+	} else if len(avail) > f.maxLine {
 		f.long = append([]byte(nil), avail[:f.maxLine]...)
 		f.longLen = len(avail)
 		f.start = f.end

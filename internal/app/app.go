@@ -39,6 +39,7 @@ import (
 	"github.com/nocsoc/nocsoc/internal/sigma"
 	"github.com/nocsoc/nocsoc/internal/soc"
 	"github.com/nocsoc/nocsoc/internal/store"
+	"github.com/nocsoc/nocsoc/internal/ui"
 	"github.com/nocsoc/nocsoc/internal/web"
 	"github.com/nocsoc/nocsoc/rules"
 )
@@ -79,6 +80,7 @@ type App struct {
 	events  *eventstore.Store
 	noc     *noc.Service
 	resp    *response.Service
+	ui      *ui.UI
 	detect  *detect.Detector
 	soc     *soc.Pipeline
 	ingest  *ingest.Manager
@@ -230,7 +232,7 @@ func (a *App) open(ctx context.Context) error {
 		publicURL = a.URL()
 	}
 	a.resp.SetPublicURL(publicURL)
-	a.handler = web.New(web.Options{
+	apiH := web.New(web.Options{
 		Store:     st,
 		NOC:       svc,
 		Response:  resp,
@@ -242,6 +244,17 @@ func (a *App) open(ctx context.Context) error {
 		Version:   Version,
 		PublicURL: publicURL,
 	})
+	console, err := ui.New(ui.Options{Store: st, NOC: svc, Events: ev, Logger: a.log, Secure: cfg.Server.TLSCert != "" || strings.HasPrefix(publicURL, "https://")})
+	if err != nil {
+		return fmt.Errorf("web console: %w", err)
+	}
+	a.ui = console
+	mux := http.NewServeMux()
+	mux.Handle("/api/", apiH)
+	mux.Handle("/healthz", apiH)
+	mux.Handle("/metrics", apiH)
+	mux.Handle("/", console) // the console owns every other path
+	a.handler = mux
 	return nil
 }
 
@@ -397,9 +410,11 @@ func (a *App) Run(ctx context.Context) error {
 		Handler:           a.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      120 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		// No write timeout: the console's event stream is long-lived.
+		// Handlers bound their own work.
+		WriteTimeout: 0,
+		IdleTimeout:  120 * time.Second,
+		ErrorLog:     slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -468,6 +483,8 @@ func (a *App) Run(ctx context.Context) error {
 	case runErr = <-errc:
 	}
 	a.log.Info("shutting down")
+	// Open console event streams would hold Shutdown open.
+	a.ui.Close()
 	shutCtx, shutCancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer shutCancel()
 	if err := srv.Shutdown(shutCtx); err != nil {
@@ -502,6 +519,9 @@ func (a *App) socHousekeeping(ctx context.Context) {
 			if now.Sub(lastRetention) >= time.Hour {
 				lastRetention = now
 				a.applyRetention(ctx, now)
+				if _, err := a.st.DeleteExpiredSessions(ctx, now); err != nil && ctx.Err() == nil {
+					a.log.Error("delete expired sessions", "err", err)
+				}
 			}
 		}
 	}

@@ -96,6 +96,9 @@ type Service struct {
 	// held are checks whose alert waits for a parent's first result.
 	heldMu sync.Mutex
 	held   map[string]struct{}
+
+	// changes feeds state changes to Subscribe callers (subscribe.go).
+	changes changeFeed
 }
 
 // New creates the service, loads API-created checks and windows from the
@@ -374,6 +377,7 @@ func (s *Service) report(r check.Result) {
 		if o.Changed {
 			s.log.Info("check state changed", "check", o.Check, "from", o.From, "to", o.To, "root_cause", o.RootCause, "reason", o.Reason)
 			s.metrics.stateChanges.WithLabelValues(string(o.To)).Inc()
+			s.changes.notify(o)
 		}
 		switch o.Alert {
 		case monitor.AlertOpen:

@@ -96,7 +96,8 @@ type lsCond struct {
 
 type lsField struct {
 	fid   int32
-	byVal map[string][]int
+	byVal map[string][]int // lowercased value → conditions
+	byRaw map[string][]int // spellings v with lowerString(v) a byVal key → the same conditions
 	any   []int
 }
 
@@ -429,6 +430,7 @@ func (e *Engine) index() {
 		}
 	}
 	fieldPos := map[int32]int{}
+	spellings := map[int32][]string{} // event field → pipeline values as written
 	for mi, m := range p.Logsources {
 		if len(e.mapRules[mi]) == 0 {
 			continue // no rule needs this mapping
@@ -471,6 +473,22 @@ func (e *Engine) index() {
 					lf.byVal[v] = append(lf.byVal[v], ci)
 				}
 			}
+			for _, v := range w[names[0]] {
+				if v != "*" {
+					spellings[fid] = append(spellings[fid], v)
+				}
+			}
+		}
+	}
+	for i := range e.lsIndex {
+		lf := &e.lsIndex[i]
+		lf.byRaw = map[string][]int{}
+		for _, v := range spellings[lf.fid] {
+			for _, sp := range []string{v, lowerString(v)} {
+				if cs, ok := lf.byVal[lowerString(sp)]; ok {
+					lf.byRaw[sp] = cs
+				}
+			}
 		}
 	}
 	if len(e.fallback) > 0 {
@@ -496,6 +514,11 @@ func (e *Engine) index() {
 	e.activeGn = make([]uint32, len(p.Logsources))
 	e.sc.vals = make([]fieldVal, len(e.fieldNames))
 	e.sc.names = e.fieldNames
+	e.sc.rangeScan = e.sc.scanRanged
+	e.sc.dotted = make([]bool, len(e.fieldNames))
+	for i, n := range e.fieldNames {
+		e.sc.dotted[i] = strings.IndexByte(n, '.') >= 0
+	}
 	e.sc.keywordFids = e.keywordFids
 }
 

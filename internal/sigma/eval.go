@@ -13,12 +13,14 @@ import (
 // fieldVal caches one event field for the event being evaluated.
 type fieldVal struct {
 	gen     uint32
+	lowGen  uint32 // low is valid when lowGen == gen: lowercased on first need
 	present bool
 	null    bool
 	isNum   bool
+	ascii   bool // str is ASCII: case-insensitive tests can fold bytes instead of lowercasing
 	num     float64
 	str     string // original text (numbers formatted)
-	low     string // lowercased text
+	low     string // lowercased text; read it through scratch.lowOf
 	list    []any
 	slist   []string
 }
@@ -26,20 +28,33 @@ type fieldVal struct {
 // scratch is the per-event evaluation state, reused across events so the
 // non-matching path does not allocate.
 type scratch struct {
-	ev          Event
+	ev Event
+	// mev is ev when it is a MapEvent, read directly rather than through
+	// the interface; nested says whether it holds nested maps (0 unknown,
+	// 1 no, 2 yes), computed on the first miss of a dotted name.
+	mev         MapEvent
+	nested      uint8
+	dotted      []bool // per field id: the name contains a dot
 	gen         uint32
 	vals        []fieldVal
 	names       []string
 	fmap        []int32
 	arena       []byte
 	keywordFids []int32
-	kwGen       uint32
-	kwStr       string
-	kwLow       string
+	// rangeScan is scanRanged bound once; kwScan and kwFound are its
+	// arguments while an event's values are ranged.
+	rangeScan func(string, any) bool
+	kwScan    *pfField
+	kwFound   []uint32
+	kwGen     uint32
+	kwStr     string
+	kwLow     string
 }
 
 func (sc *scratch) reset(ev Event) {
 	sc.ev = ev
+	sc.mev, _ = ev.(MapEvent)
+	sc.nested = 0
 	sc.gen++
 	if sc.gen == 0 {
 		for i := range sc.vals {
@@ -116,11 +131,11 @@ func (sc *scratch) fid(id int32) *fieldVal {
 	}
 	fv.gen = sc.gen
 	fv.list, fv.slist, fv.isNum = nil, nil, false
-	raw, ok := sc.ev.Get(sc.names[id])
+	raw, ok := sc.get(id)
 	fv.present = ok
 	fv.null = raw == nil
 	if !ok || raw == nil {
-		fv.str, fv.low = "", ""
+		fv.str, fv.low, fv.lowGen, fv.ascii = "", "", sc.gen, true
 		return fv
 	}
 	switch x := raw.(type) {
@@ -132,8 +147,45 @@ func (sc *scratch) fid(id int32) *fieldVal {
 		return fv
 	}
 	fv.str, fv.num, fv.isNum, _ = sc.text(raw)
-	fv.low = sc.lower(fv.str)
+	fv.ascii = isASCII(fv.str)
 	return fv
+}
+
+// get fetches event field id; MapEvents are read without the interface
+// call, and their nested maps are searched only when they have any (the
+// same result as MapEvent.Get, which would try every dotted prefix).
+func (sc *scratch) get(id int32) (any, bool) {
+	if sc.mev == nil {
+		return sc.ev.Get(sc.names[id])
+	}
+	if v, ok := sc.mev[sc.names[id]]; ok {
+		return v, true
+	}
+	if !sc.dotted[id] {
+		return nil, false
+	}
+	if sc.nested == 0 {
+		sc.nested = 1
+		for _, v := range sc.mev {
+			if _, ok := v.(map[string]any); ok {
+				sc.nested = 2
+				break
+			}
+		}
+	}
+	if sc.nested == 1 {
+		return nil, false
+	}
+	return nestedGet(sc.mev, sc.names[id])
+}
+
+// lowOf returns fv's lowercased text, computing it on first need.
+func (sc *scratch) lowOf(fv *fieldVal) string {
+	if fv.lowGen != sc.gen {
+		fv.lowGen = sc.gen
+		fv.low = sc.lower(fv.str)
+	}
+	return fv.low
 }
 
 // field returns the value of Sigma field slot under the current mapping.
@@ -142,7 +194,7 @@ func (sc *scratch) field(slot int32) *fieldVal { return sc.fid(sc.fmap[slot]) }
 // forEach calls fn for every scalar of fv (one, or each list element).
 func (sc *scratch) forEach(fv *fieldVal, fn func(str, low string, num float64, isNum bool) bool) bool {
 	if fv.list == nil && fv.slist == nil {
-		return fn(fv.str, fv.low, fv.num, fv.isNum)
+		return fn(fv.str, sc.lowOf(fv), fv.num, fv.isNum)
 	}
 	for _, s := range fv.slist {
 		if fn(s, sc.lower(s), 0, false) {
@@ -191,7 +243,11 @@ func (m *matcher) eval(sc *scratch) bool {
 		return m.null
 	}
 	if fv.list == nil && fv.slist == nil {
-		return m.scalar(sc, fv.str, fv.low, fv.num, fv.isNum)
+		low := ""
+		if m.kind == mFieldref || m.kind == mString && !m.cased {
+			low = sc.lowOf(fv)
+		}
+		return m.scalar(sc, fv.str, low, fv.num, fv.isNum)
 	}
 	return sc.forEach(fv, func(str, low string, num float64, isNum bool) bool {
 		return m.scalar(sc, str, low, num, isNum)
@@ -260,7 +316,7 @@ func (m *matcher) scalar(sc *scratch, str, low string, num float64, isNum bool) 
 			if !o.present || o.null || o.list != nil || o.slist != nil {
 				continue
 			}
-			a, b := low, o.low
+			a, b := low, sc.lowOf(o)
 			if m.cased {
 				a, b = str, o.str
 			}
@@ -355,6 +411,11 @@ func (e *Engine) Match(ev Event, t time.Time) []Match {
 	e.stats.Events++
 	sc := &e.sc
 	sc.reset(ev)
+	if sc.gen == 1 {
+		// First event, or the generation counter wrapped: stamps left
+		// from 2^32 events ago must not pass for this event's.
+		e.clearGens()
+	}
 	e.out = e.out[:0]
 	e.activeM = e.activeM[:0]
 	gen := sc.gen
@@ -369,10 +430,14 @@ func (e *Engine) Match(ev Event, t time.Time) []Match {
 		for _, ci := range lf.any {
 			e.checkCond(ci, gen)
 		}
-		if cs, ok := lf.byVal[fv.low]; ok {
-			for _, ci := range cs {
-				e.checkCond(ci, gen)
-			}
+		// The value as sent usually has a spelling the pipeline lists
+		// (byRaw), which saves lowercasing it.
+		cs, ok := lf.byRaw[fv.str]
+		if !ok {
+			cs = lf.byVal[sc.lowOf(fv)]
+		}
+		for _, ci := range cs {
+			e.checkCond(ci, gen)
 		}
 	}
 	for _, m := range e.activeM {
@@ -392,6 +457,24 @@ func (e *Engine) Match(ev Event, t time.Time) []Match {
 	return out
 }
 
+// clearGens zeroes every per-event generation stamp outside the scratch.
+func (e *Engine) clearGens() {
+	clear(e.activeGn)
+	for _, cr := range e.rules {
+		cr.seenGen = 0
+	}
+	for _, b := range e.buckets {
+		if b != nil {
+			clear(b.found)
+			clear(b.scanGen)
+		}
+	}
+	for _, b := range e.fallbackB {
+		clear(b.found)
+		clear(b.scanGen)
+	}
+}
+
 func (e *Engine) checkCond(ci int, gen uint32) {
 	c := &e.lsConds[ci]
 	if e.activeGn[c.mapping] == gen {
@@ -404,7 +487,7 @@ func (e *Engine) checkCond(ci int, gen uint32) {
 		}
 		ok := false
 		for _, v := range c.values[k] {
-			if v == "*" || v == fv.low {
+			if v == "*" || (fv.ascii && equalFoldLower(fv.str, v)) || (!fv.ascii && v == e.sc.lowOf(fv)) {
 				ok = true
 				break
 			}
@@ -422,8 +505,8 @@ func (e *Engine) evalFallback(idx int, t time.Time) {
 	var key [3]string
 	for i, fids := range e.srcFields {
 		for _, id := range fids {
-			if fv := sc.fid(id); fv.present && !fv.null && fv.low != "" {
-				key[i] = fv.low
+			if fv := sc.fid(id); fv.present && !fv.null && fv.str != "" {
+				key[i] = sc.lowOf(fv)
 				break
 			}
 		}

@@ -1,6 +1,10 @@
 package sigma
 
-import "sort"
+import (
+	"sort"
+	"strings"
+	"unicode/utf8"
+)
 
 // The prefilter shares work between rules: for every rule it derives a
 // set of literals of which at least one must occur in a given field for
@@ -18,6 +22,9 @@ type lit struct {
 func necessary(n evalNode) ([]lit, bool) {
 	switch x := n.(type) {
 	case *matcher:
+		if x.kind == mRegex {
+			return regexNecessary(x)
+		}
 		if x.kind != mString || x.cased || x.null || len(x.pats) == 0 {
 			return nil, false
 		}
@@ -65,6 +72,35 @@ func necessary(n evalNode) ([]lit, bool) {
 		return out, len(out) > 0
 	}
 	return nil, false
+}
+
+// regexNecessary uses the literal prefixes of a regex matcher: a match of
+// a case-sensitive regular expression starts with its literal prefix, so
+// the lowercased prefix occurs in the lowercased value (lowercasing maps
+// rune by rune). Case-folding prefixes are never reported by LiteralPrefix.
+func regexNecessary(x *matcher) ([]lit, bool) {
+	if x.null || len(x.res) == 0 {
+		return nil, false
+	}
+	var out []lit
+	for _, re := range x.res {
+		pfx, _ := re.LiteralPrefix()
+		if pfx == "" || !utf8.ValidString(pfx) {
+			if x.all {
+				continue
+			}
+			return nil, false
+		}
+		out = append(out, lit{x.slot, lowerString(pfx), false})
+	}
+	if len(out) == 0 {
+		return nil, false
+	}
+	if x.all {
+		sort.SliceStable(out, func(i, j int) bool { return len(out[i].s) > len(out[j].s) })
+		return out[:1], true
+	}
+	return out, true
 }
 
 func litScore(ls []lit) int {
@@ -115,7 +151,7 @@ type bucket struct {
 	fields  []pfField
 	litFld  []int32 // literal id → field index
 	nlits   int
-	found   []uint64
+	found   []uint32 // per literal: the event generation it was last found in
 	scanGen []uint32
 }
 
@@ -123,7 +159,20 @@ type pfField struct {
 	slot   int32 // -1: keyword text
 	ac     *acAuto
 	lo, hi int32 // literal id range
+	// Few literals are searched one by one with IndexByte on a rare byte,
+	// which beats a byte-at-a-time automaton; nil: use ac.
+	lits    []string
+	anchors []int
+	// perValue: no literal holds a NUL byte, so keyword literals can be
+	// searched value by value instead of in the NUL-joined keyword text.
+	perValue bool
+	// numSafe: no literal can occur in a formatted number, so numeric
+	// values need no formatting or scan.
+	numSafe bool
 }
+
+// maxDirectLits is the largest literal set searched literal by literal.
+const maxDirectLits = 3
 
 func newBucket(rules []*crule) *bucket {
 	b := &bucket{rules: rules, needs: make([][]int32, len(rules))}
@@ -165,6 +214,21 @@ func newBucket(rules []*crule) *bucket {
 		}
 		f.hi = int32(len(ids))
 		f.ac = buildAC(bySlot[s], fids)
+		if len(fids) <= maxDirectLits {
+			f.lits = bySlot[s]
+			for _, l := range f.lits {
+				f.anchors = append(f.anchors, foldAnchor(l))
+			}
+		}
+		f.perValue, f.numSafe = true, true
+		for _, l := range bySlot[s] {
+			if strings.IndexByte(l, 0) >= 0 {
+				f.perValue = false
+			}
+			if strings.Trim(l, "0123456789.-+naif") == "" {
+				f.numSafe = false
+			}
+		}
 		b.fields = append(b.fields, f)
 	}
 	for i, ls := range perRule {
@@ -173,19 +237,23 @@ func newBucket(rules []*crule) *bucket {
 		}
 	}
 	b.nlits = len(ids)
-	b.found = make([]uint64, (b.nlits+63)/64)
+	b.found = make([]uint32, b.nlits)
 	b.scanGen = make([]uint32, len(b.fields))
 	return b
 }
 
 // scanField fills the found bits of field fi for the current event.
 func (b *bucket) scanField(sc *scratch, fi int32) {
-	b.scanGen[fi] = sc.gen
+	gen := sc.gen
+	b.scanGen[fi] = gen
 	f := &b.fields[fi]
-	clearBits(b.found, f.lo, f.hi)
 	if f.slot < 0 {
+		if f.perValue {
+			b.scanKeywordValues(sc, f)
+			return
+		}
 		_, low := sc.keywordText()
-		f.ac.scan(low, b.found)
+		f.scan(low, false, b.found, gen)
 		return
 	}
 	fv := sc.field(f.slot)
@@ -195,11 +263,116 @@ func (b *bucket) scanField(sc *scratch, fi int32) {
 	if fv.list != nil || fv.slist != nil {
 		// Lists are not scanned: every literal counts as found.
 		for id := f.lo; id < f.hi; id++ {
-			b.found[id>>6] |= 1 << (id & 63)
+			b.found[id] = gen
 		}
 		return
 	}
-	f.ac.scan(fv.low, b.found)
+	if fv.ascii {
+		f.scan(fv.str, true, b.found, gen)
+		return
+	}
+	f.scan(sc.lowOf(fv), false, b.found, gen)
+}
+
+// scan sets the found bits of the literals occurring in s: s is the
+// original ASCII text when fold is set (compared ignoring ASCII case,
+// which is what lowercasing it would do), else already lowercased.
+func (f *pfField) scan(s string, fold bool, found []uint32, gen uint32) {
+	if f.lits == nil {
+		f.ac.scan(s, found, gen) // the automaton's byte classes fold ASCII case
+		return
+	}
+	for k, l := range f.lits {
+		var hit bool
+		if fold {
+			hit = indexFoldLower(s, l, f.anchors[k]) >= 0
+		} else {
+			hit = strings.Contains(s, l)
+		}
+		if hit {
+			id := f.lo + int32(k)
+			found[id] = gen
+		}
+	}
+}
+
+// scanValue scans one keyword value.
+func (f *pfField) scanValue(sc *scratch, s string, found []uint32, gen uint32) {
+	if isASCII(s) {
+		f.scan(s, true, found, gen)
+		return
+	}
+	f.scan(sc.lower(s), false, found, gen)
+}
+
+// scanKeywordValues finds keyword literals value by value: a literal
+// without NUL bytes occurs in the NUL-joined keyword text exactly when it
+// occurs in one of the values, so the joined, lowercased text is only
+// built if a rule then needs it. The values are those keywordText joins.
+func (b *bucket) scanKeywordValues(sc *scratch, f *pfField) {
+	gen := sc.gen
+	n := 0
+	for _, id := range sc.keywordFids {
+		fv := sc.fid(id)
+		if !fv.present || fv.null {
+			continue
+		}
+		if fv.list == nil && fv.slist == nil {
+			n++
+			if fv.ascii {
+				f.scan(fv.str, true, b.found, gen)
+			} else {
+				f.scan(sc.lowOf(fv), false, b.found, gen)
+			}
+			continue
+		}
+		for _, s := range fv.slist {
+			n++
+			f.scanValue(sc, s, b.found, gen)
+		}
+		for _, v := range fv.list {
+			if s, _, _, ok := sc.text(v); ok {
+				n++
+				f.scanValue(sc, s, b.found, gen)
+			}
+		}
+	}
+	if n > 0 {
+		return
+	}
+	r, ok := sc.ev.(Ranger)
+	if !ok {
+		return
+	}
+	sc.kwScan, sc.kwFound = f, b.found
+	r.Range(sc.rangeScan)
+	sc.kwScan, sc.kwFound = nil, nil
+}
+
+// scanRanged scans one value of an event's Range for scanKeywordValues;
+// it is bound once as scratch.rangeScan, so ranging does not allocate a
+// closure per event.
+func (sc *scratch) scanRanged(_ string, v any) bool {
+	f := sc.kwScan
+	if f.numSafe && isNumber(v) {
+		return true
+	}
+	mark := len(sc.arena)
+	if s, _, _, ok := sc.text(v); ok {
+		f.scanValue(sc, s, sc.kwFound, sc.gen)
+	}
+	sc.arena = sc.arena[:mark] // nothing formatted here outlives the scan
+	return true
+}
+
+// isNumber reports whether text(v) formats a number (digits, sign, point,
+// NaN or Inf).
+func isNumber(v any) bool {
+	switch v.(type) {
+	case float64, float32, int, int64, int32, uint64:
+		return true
+	}
+	return false
 }
 
 // mayMatch reports whether rule i can match: one of its necessary
@@ -214,7 +387,7 @@ func (b *bucket) mayMatch(sc *scratch, i int) bool {
 		if b.scanGen[fi] != sc.gen {
 			b.scanField(sc, fi)
 		}
-		if b.found[id>>6]&(1<<(id&63)) != 0 {
+		if b.found[id] == sc.gen {
 			return true
 		}
 	}
@@ -245,6 +418,11 @@ func buildAC(pats []string, ids []int32) *acAuto {
 		}
 	}
 	a.nclass = n
+	// Literals are lowercase: upper-case ASCII shares its lower-case
+	// class, so ASCII text is scanned without being lowercased first.
+	for c := 'A'; c <= 'Z'; c++ {
+		a.class[c] = a.class[c+'a'-'A']
+	}
 	type node struct {
 		next map[uint8]int32
 		fail int32
@@ -311,7 +489,7 @@ func (a *acAuto) finalize() {
 	}
 }
 
-func (a *acAuto) scan(s string, found []uint64) {
+func (a *acAuto) scan(s string, found []uint32, gen uint32) {
 	st := int32(0)
 	delta := a.delta
 	for i := 0; i < len(s); i++ {
@@ -319,24 +497,8 @@ func (a *acAuto) scan(s string, found []uint64) {
 		st = x & 0x7fffffff
 		if x < 0 {
 			for _, id := range a.out[st/int32(a.nclass)] {
-				found[id>>6] |= 1 << (id & 63)
+				found[id] = gen
 			}
 		}
-	}
-}
-
-// clearBits clears bits [lo, hi) a word at a time.
-func clearBits(bs []uint64, lo, hi int32) {
-	for lo < hi && lo&63 != 0 {
-		bs[lo>>6] &^= 1 << (lo & 63)
-		lo++
-	}
-	for lo+64 <= hi {
-		bs[lo>>6] = 0
-		lo += 64
-	}
-	for lo < hi {
-		bs[lo>>6] &^= 1 << (lo & 63)
-		lo++
 	}
 }

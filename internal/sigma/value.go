@@ -2,6 +2,7 @@ package sigma
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -10,6 +11,7 @@ import (
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 type matcherKind uint8
@@ -644,4 +646,104 @@ func appendLower(dst []byte, s string) []byte {
 		}
 	}
 	return dst
+}
+
+// isASCII reports whether s has only ASCII bytes, eight at a time.
+func isASCII(s string) bool {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		if binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s[i:]), 8))&0x8080808080808080 != 0 {
+			return false
+		}
+	}
+	for ; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// equalFoldLower reports whether lowerString(s) == low for an ASCII s,
+// folding bytes instead of building the lowercased copy.
+func equalFoldLower(s, low string) bool {
+	if len(s) != len(low) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != low[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// indexFoldLower returns the first index at which lit (lowercased) occurs
+// in the ASCII string s ignoring ASCII case, or -1. anchor is the position
+// in lit of a byte that is not a letter, searched for with IndexByte; -1
+// when lit is all letters.
+func indexFoldLower(s, lit string, anchor int) int {
+	n := len(lit)
+	if n == 0 {
+		return 0
+	}
+	if anchor < 0 {
+		// Search the first letter in both cases.
+		lo := lit[0]
+		up := lo - ('a' - 'A')
+		for i := 0; i+n <= len(s); {
+			j := strings.IndexByte(s[i:len(s)-n+1], lo)
+			k := strings.IndexByte(s[i:len(s)-n+1], up)
+			if j < 0 || (k >= 0 && k < j) {
+				j = k
+			}
+			if j < 0 {
+				return -1
+			}
+			if equalFoldLower(s[i+j:i+j+n], lit) {
+				return i + j
+			}
+			i += j + 1
+		}
+		return -1
+	}
+	c := lit[anchor]
+	for i := anchor; i+n-anchor <= len(s); {
+		j := strings.IndexByte(s[i:len(s)-(n-anchor)+1], c)
+		if j < 0 {
+			return -1
+		}
+		if st := i + j - anchor; equalFoldLower(s[st:st+n], lit) {
+			return st
+		}
+		i += j + 1
+	}
+	return -1
+}
+
+// foldAnchor picks the byte of lit that indexFoldLower searches for: a
+// non-letter, preferring bytes that are rare in log text; -1 if lit is
+// all letters (or its first byte is not a lowercase letter either).
+func foldAnchor(lit string) int {
+	best, bestScore := -1, 0
+	for i := 0; i < len(lit); i++ {
+		c := lit[i]
+		score := 3
+		switch {
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+			continue
+		case strings.IndexByte(` \/.-_:="',`, c) >= 0:
+			score = 1
+		case c >= '0' && c <= '9':
+			score = 2
+		}
+		if score > bestScore {
+			best, bestScore = i, score
+		}
+	}
+	return best
 }

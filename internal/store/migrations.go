@@ -320,6 +320,19 @@ CREATE TABLE runbooks (
 	// 3: incidents remember their escalation policy by name (provisioned
 	// policies have no id).
 	`ALTER TABLE incidents ADD COLUMN policy TEXT NOT NULL DEFAULT '';`,
+	// 4: web console sessions (sessions.go). Only a hash of the session
+	// token is stored; deleting a user ends their sessions.
+	`CREATE TABLE sessions (
+	id           INTEGER PRIMARY KEY,
+	user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	token_hash   TEXT    NOT NULL UNIQUE,
+	csrf         TEXT    NOT NULL,
+	created_at   INTEGER NOT NULL,
+	last_seen_at INTEGER NOT NULL,
+	expires_at   INTEGER NOT NULL
+);
+CREATE INDEX sessions_user ON sessions (user_id);
+CREATE INDEX sessions_expires ON sessions (expires_at);`,
 }
 
 // migrate applies pending migrations, each in its own immediate

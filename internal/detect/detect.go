@@ -51,6 +51,10 @@ type Detector struct {
 	maxIDs int
 
 	hits sync.Map // rule id → *atomic.Uint64
+
+	// disabled holds the ids of rules an operator switched off; their
+	// matches are dropped before alerts are raised. Swapped whole.
+	disabled atomic.Pointer[map[string]bool]
 }
 
 // New creates a Detector.
@@ -76,6 +80,25 @@ func (d *Detector) Engine() *sigma.Engine {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.engine
+}
+
+// SetDisabled replaces the set of rule ids whose matches are dropped:
+// the rules still run (correlations that use them keep their state), but
+// raise no alert and count no hit. nil enables every rule.
+func (d *Detector) SetDisabled(ids map[string]bool) {
+	cp := make(map[string]bool, len(ids))
+	for id, off := range ids {
+		if off {
+			cp[id] = true
+		}
+	}
+	d.disabled.Store(&cp)
+}
+
+// Disabled reports whether the rule id is switched off.
+func (d *Detector) Disabled(id string) bool {
+	m := d.disabled.Load()
+	return m != nil && (*m)[id]
 }
 
 // Hits returns how often each rule fired since start.
@@ -156,6 +179,9 @@ func (d *Detector) eventIDs(m sigma.Match) []uint64 {
 
 func (d *Detector) raise(ctx context.Context, matches []found, ids [][]uint64) error {
 	for i, f := range matches {
+		if d.Disabled(f.m.Rule.ID) {
+			continue
+		}
 		a := AlertFor(f.m, f.ev, ids[i])
 		c, _ := d.hits.LoadOrStore(f.m.Rule.ID, new(atomic.Uint64))
 		c.(*atomic.Uint64).Add(1)
@@ -244,7 +270,10 @@ func AlertFor(m sigma.Match, ev *event.Event, ids []uint64) alert.Alert {
 		// The SigmaHQ rules are shared under the Detection Rule License
 		// 1.1, which requires crediting the author wherever matches are
 		// shown.
-		"credit": fmt.Sprintf("Detection rule %q by %s (DRL 1.1)", r.Title, orUnknown(r.Author)),
+		"credit": fmt.Sprintf("Detection rule %q by %s", r.Title, orUnknown(r.Author)),
+	}
+	if !strings.HasPrefix(r.Path, "builtin/") {
+		ann["credit"] += " (Detection Rule License 1.1)"
 	}
 	if r.Description != "" {
 		ann["description"] = r.Description

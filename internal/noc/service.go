@@ -95,7 +95,7 @@ type Service struct {
 
 	// held are checks whose alert waits for a parent's first result.
 	heldMu sync.Mutex
-	held   map[string]struct{}
+	held   map[string]time.Time
 
 	// changes feeds state changes to Subscribe callers (subscribe.go).
 	changes changeFeed
@@ -118,7 +118,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		log: o.Logger.With("component", "noc"), metrics: o.Metrics, now: o.Now,
 		specs: map[string]check.Spec{},
 		dirty: map[string]struct{}{},
-		held:  map[string]struct{}{},
+		held:  map[string]time.Time{},
 	}
 	s.alerts = o.Alerts
 	if s.alerts == nil {
@@ -287,6 +287,7 @@ func (s *Service) Run(ctx context.Context) error {
 				return
 			case <-t.C:
 				s.saveStatuses(ctx)
+				s.releaseHeld(ctx)
 			}
 		}
 	}()
@@ -382,11 +383,16 @@ func (s *Service) report(r check.Result) {
 		switch o.Alert {
 		case monitor.AlertOpen:
 			s.metrics.alertsOpened.WithLabelValues(alert.TeamNOC, spec.Severity).Inc()
-			if parent := s.unprobedParent(o.Check); parent != "" {
-				// The parent has not reported yet (typically right after a
-				// start): hold the page until it has, so a child is not
-				// paged for what turns out to be its parent's outage.
-				s.holdAlert(o.Check, parent)
+			since := s.now()
+			if o.Result != nil {
+				since = o.Result.Time
+			}
+			if parent := s.staleParent(o.Check, since); parent != "" {
+				// A parent has not reported since the child failed (right
+				// after a start, or when both break at once and the child
+				// was probed first): hold the page and probe the parent
+				// now, so a child is not paged for its parent's outage.
+				s.holdAlert(o.Check, parent, since)
 				continue
 			}
 			s.openAlert(ctx, o)
@@ -403,23 +409,27 @@ func (s *Service) report(r check.Result) {
 	s.releaseHeld(ctx)
 }
 
-// unprobedParent returns a direct parent of name that has no result yet.
-func (s *Service) unprobedParent(name string) string {
+// maxHold bounds how long a child's page waits for its parents.
+const maxHold = 30 * time.Second
+
+// staleParent returns a direct parent of name with no result taken at or
+// after since.
+func (s *Service) staleParent(name string, since time.Time) string {
 	spec, ok := s.Spec(name)
 	if !ok {
 		return ""
 	}
 	for _, p := range spec.DependsOn {
-		if st, ok := s.tracker.Status(p); ok && st.LastResult == nil {
+		if st, ok := s.tracker.Status(p); ok && (st.LastResult == nil || st.LastResult.Time.Before(since)) {
 			return p
 		}
 	}
 	return ""
 }
 
-func (s *Service) holdAlert(child, parent string) {
+func (s *Service) holdAlert(child, parent string, since time.Time) {
 	s.heldMu.Lock()
-	s.held[child] = struct{}{}
+	s.held[child] = since
 	s.heldMu.Unlock()
 	s.log.Info("alert held until the parent reports", "check", child, "parent", parent)
 	s.sched.RunNow(parent)
@@ -446,13 +456,15 @@ func (s *Service) releaseHeld(ctx context.Context) {
 		s.heldMu.Unlock()
 		return
 	}
-	names := make([]string, 0, len(s.held))
-	for n := range s.held {
-		names = append(names, n)
+	held := make(map[string]time.Time, len(s.held))
+	for n, t := range s.held {
+		held[n] = t
 	}
 	s.heldMu.Unlock()
-	for _, n := range names {
-		if s.unprobedParent(n) != "" {
+	for n, since := range held {
+		// A parent that cannot answer within maxHold does not keep the
+		// child's page back any longer.
+		if s.staleParent(n, since) != "" && s.now().Sub(since) < maxHold {
 			continue
 		}
 		s.dropHeld(n)

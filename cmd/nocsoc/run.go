@@ -18,6 +18,7 @@ import (
 	"github.com/nocsoc/nocsoc/internal/auth"
 	"github.com/nocsoc/nocsoc/internal/check"
 	"github.com/nocsoc/nocsoc/internal/config"
+	"github.com/nocsoc/nocsoc/internal/demo"
 	"github.com/nocsoc/nocsoc/internal/loadgen"
 	"github.com/nocsoc/nocsoc/internal/store"
 )
@@ -26,6 +27,7 @@ const usage = `nocsoc — a Network and Security Operations Center in one binary
 
 Usage:
   nocsoc serve [--config FILE] [--data DIR] [--listen ADDR]
+  nocsoc serve --demo [--data DIR] [--listen ADDR]   (simulated services and attacks on loopback)
   nocsoc check run --config FILE NAME
   nocsoc token create --data DIR --user NAME [--name LABEL] [--expires DURATION]
   nocsoc user create --data DIR --name NAME --role admin|operator|viewer   (password from NOCSOC_PASSWORD)
@@ -100,8 +102,12 @@ func serve(args []string, stderr io.Writer) error {
 	data := fs.String("data", "", "data directory (default ./nocsoc-data)")
 	listen := fs.String("listen", "", "listen address (default 127.0.0.1:8080)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	demoMode := fs.Bool("demo", false, "run with simulated services, logs and attacks on loopback (see docs/demo.md)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *demoMode && *cfgPath != "" {
+		return usageError{"serve: --demo generates its own configuration; drop --config (or drop --demo to use your file)"}
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -110,6 +116,15 @@ func serve(args []string, stderr io.Writer) error {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	var dm *demo.Demo
+	if *demoMode {
+		d, cleanup, err := startDemo(ctx, logger, data, cfgPath)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		dm = d
+	}
 	a, err := app.New(ctx, app.Options{
 		ConfigPath:    *cfgPath,
 		DataDir:       *data,
@@ -135,7 +150,77 @@ func serve(args []string, stderr io.Writer) error {
 			}
 		}
 	}()
+	if dm != nil {
+		printDemoBanner(stderr, a.URL(), a.DataDir())
+		go func() {
+			if err := dm.Drive(ctx, a); err != nil && ctx.Err() == nil {
+				logger.Error("demo driver stopped", "err", err)
+			}
+		}()
+	}
 	return a.Run(ctx)
+}
+
+// startDemo starts the demo's simulated services, writes its config to a
+// temporary file and points *cfgPath at it; without --data it also makes
+// a temporary data directory. cleanup stops the services and removes what
+// was created.
+func startDemo(ctx context.Context, logger *slog.Logger, data, cfgPath *string) (*demo.Demo, func(), error) {
+	var remove []string
+	cleanup := func() {
+		for _, p := range remove {
+			_ = os.RemoveAll(p)
+		}
+	}
+	if *data == "" {
+		dir, err := os.MkdirTemp("", "nocsoc-demo-data-")
+		if err != nil {
+			return nil, nil, fmt.Errorf("demo: data directory: %w", err)
+		}
+		remove = append(remove, dir)
+		*data = dir
+	}
+	d, err := demo.Start(ctx, logger)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	cfgDir, err := os.MkdirTemp("", "nocsoc-demo-config-")
+	if err != nil {
+		d.Close()
+		cleanup()
+		return nil, nil, fmt.Errorf("demo: config directory: %w", err)
+	}
+	remove = append(remove, cfgDir)
+	*cfgPath = filepath.Join(cfgDir, "nocsoc-demo.yaml")
+	if err := os.WriteFile(*cfgPath, []byte(d.Config()), 0o600); err != nil {
+		d.Close()
+		cleanup()
+		return nil, nil, fmt.Errorf("demo: write config: %w", err)
+	}
+	return d, func() { d.Close(); cleanup() }, nil
+}
+
+func printDemoBanner(w io.Writer, url, dataDir string) {
+	pw := "the password printed above"
+	if os.Getenv("NOCSOC_ADMIN_PASSWORD") != "" {
+		pw = "the password in NOCSOC_ADMIN_PASSWORD"
+	}
+	fmt.Fprintf(w, `
+nocsoc demo is running — open %s
+  sign in as admin with %s
+  data: %s (removed on exit unless you passed --data)
+What to look at in the first minute or two:
+  - Checks: most services up; flaky-cache flapping; billing-cert down (certificate expires in 10 days);
+    shop-web-staging in maintenance; after ~30s postgres goes down for 2 minutes and shop-api and
+    payments turn unreachable (root cause: postgres). It repeats every 6 minutes.
+  - Incidents: NOC incidents from checks, SOC incidents from SSH brute force, password spraying and a
+    web scan (203.0.113.x / 198.51.100.x are documentation addresses: nothing is sent to them).
+    User "demo" acknowledges one, hands one from the NOC to the SOC, resolves one with a postmortem.
+  - Deliveries: notifications go to a loopback webhook receiver run by the demo.
+Stop with Ctrl-C.
+
+`, url, pw, dataDir)
 }
 
 // loadgenCmd runs the benchmark load generators until done or interrupted.

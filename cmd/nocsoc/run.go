@@ -33,6 +33,7 @@ Usage:
   nocsoc user create --data DIR --name NAME --role admin|operator|viewer   (password from NOCSOC_PASSWORD)
   nocsoc loadgen targets|checks-config|probes|blackbox|alerts|receiver …   (benchmarks; see 'nocsoc loadgen help')
   nocsoc incident list|show ID|ack ID|resolve ID [--server URL] [--token T]   (NOCSOC_SERVER, NOCSOC_TOKEN)
+  nocsoc agent --server URL [--enroll-token TOKEN] [--state DIR] [--interval 30s]   (endpoint agent; see docs/agent.md)
   nocsoc rules check PATH…
   nocsoc rules test --rules PATH… --events FILE
   nocsoc version
@@ -59,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = incidentCmd(args[2:], stdout)
 	case "rules":
 		err = rulesCmd(args[2:], stdout, stderr)
+	case "agent":
+		err = agentCmd(args[2:], stderr)
 	case "loadgen":
 		err = loadgenCmd(args[2:], stdout, stderr)
 	case "help", "-h", "--help":

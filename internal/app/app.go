@@ -29,6 +29,7 @@ import (
 	"github.com/nocsoc/nocsoc/internal/config"
 	"github.com/nocsoc/nocsoc/internal/detect"
 	"github.com/nocsoc/nocsoc/internal/eventstore"
+	"github.com/nocsoc/nocsoc/internal/fleet"
 	"github.com/nocsoc/nocsoc/internal/ingest"
 	"github.com/nocsoc/nocsoc/internal/noc"
 	"github.com/nocsoc/nocsoc/internal/normalize"
@@ -65,6 +66,9 @@ type Options struct {
 	// ConfigPoll is how often the config file is checked for changes;
 	// default 2s, negative disables watching.
 	ConfigPoll time.Duration
+	// AgentCheckEvery is how often endpoints are checked for missed
+	// heartbeats; default 30s (tests shorten it).
+	AgentCheckEvery time.Duration
 }
 
 // App is a running nocsoc server.
@@ -79,6 +83,7 @@ type App struct {
 	st      *store.Store
 	events  *eventstore.Store
 	noc     *noc.Service
+	fleet   *fleet.Service
 	resp    *response.Service
 	ui      *ui.UI
 	detect  *detect.Detector
@@ -219,6 +224,7 @@ func (a *App) open(ctx context.Context) error {
 		return fmt.Errorf("apply config: %w", err)
 	}
 	a.noc = svc
+	a.fleet = fleet.New(fleet.Options{Store: st, Metrics: ev, Alerts: responseSink{resp}, Events: a.soc, Logger: a.log, CheckEvery: a.opts.AgentCheckEvery})
 	a.reg.MustRegister(noc.StateCollector{S: svc})
 
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
@@ -242,9 +248,10 @@ func (a *App) open(ctx context.Context) error {
 		Metrics:   promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}),
 		Logger:    a.log,
 		Version:   Version,
+		Fleet:     a.fleet,
 		PublicURL: publicURL,
 	})
-	console, err := ui.New(ui.Options{Store: st, NOC: svc, Events: ev, Logger: a.log, Secure: cfg.Server.TLSCert != "" || strings.HasPrefix(publicURL, "https://")})
+	console, err := ui.New(ui.Options{Store: st, NOC: svc, Events: ev, Response: resp, Logger: a.log, Detector: a.detect, Sender: sender, Secure: cfg.Server.TLSCert != "" || strings.HasPrefix(publicURL, "https://")})
 	if err != nil {
 		return fmt.Errorf("web console: %w", err)
 	}
@@ -462,6 +469,17 @@ func (a *App) Run(ctx context.Context) error {
 		defer wg.Done()
 		a.socHousekeeping(runCtx)
 	}()
+	socDone := make(chan struct{})
+	socCtx, socCancel := context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		defer close(socDone)
+		a.soc.Run(socCtx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = a.fleet.Run(runCtx) // returns only when runCtx ends
+	}()
 	if a.opts.ConfigPath != "" && a.opts.ConfigPoll >= 0 {
 		poll := a.opts.ConfigPoll
 		if poll == 0 {
@@ -490,10 +508,13 @@ func (a *App) Run(ctx context.Context) error {
 	if err := srv.Shutdown(shutCtx); err != nil {
 		a.log.Warn("http shutdown", "err", err)
 	}
-	// Inputs stop first and flush what they accepted into the stores.
+	// Inputs stop first and flush what they accepted into the stores;
+	// then detection finishes what is queued.
 	if err := a.ingest.Stop(); err != nil {
 		a.log.Warn("stop inputs", "err", err)
 	}
+	socCancel()
+	<-socDone
 	cancel()
 	wg.Wait()
 	if err := a.closeStores(); err != nil && runErr == nil {

@@ -3,18 +3,13 @@ package eventstore
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"math"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/duckdb/duckdb-go/v2"
 
 	"github.com/nocsoc/nocsoc/internal/check"
 	"github.com/nocsoc/nocsoc/internal/event"
@@ -33,8 +28,8 @@ import (
 // the appender JSON-encodes a Go string bound to a JSON column a second time. source_ip_key and destination_ip_key hold the address as
 // 16 big-endian bytes (IPv4 mapped into ::ffff:0:0/96, see query.IPKey),
 // so a CIDR filter is a byte range: DuckDB's inet extension is not bundled
-// and cannot be loaded offline. message is NULL when the event has no
-// message field; searches then read raw.
+// and cannot be loaded offline. Migration 3 (eventsSearchSchema) adds the
+// columns that make searches read less.
 const eventsSchema = `CREATE TABLE events (
 	id                 UBIGINT NOT NULL,
 	ts                 TIMESTAMP NOT NULL,
@@ -58,13 +53,6 @@ const eventsSchema = `CREATE TABLE events (
 	raw                VARCHAR,
 	parse_error        VARCHAR
 );`
-
-// eventState is the events side of Store: the next id to assign. It is
-// guarded by Store.wmu, like every append.
-type eventState struct {
-	loaded bool
-	nextID uint64
-}
 
 // promotedField is an ECS field stored in its own column.
 type promotedField struct {
@@ -102,7 +90,8 @@ func promotedByField(name string) (promotedField, bool) {
 func eventColumns(field string) (string, bool) {
 	switch field {
 	case query.TextField:
-		return "coalesce(message, raw)", false
+		// message holds raw when the event has no message (message_from_raw).
+		return "message", false
 	case "host.name":
 		return "host", false
 	case "input":
@@ -144,157 +133,6 @@ func nullStr(s string) any {
 	return validUTF8(s)
 }
 
-// eventRow converts an event to the appender's column values. A promoted
-// field goes to its column when its value fits; it also stays in the JSON
-// when reading the column back would not give the identical value (a port
-// sent as the string "22"), so events round-trip exactly.
-func eventRow(id uint64, e *event.Event, received time.Time) ([]driver.Value, error) {
-	row := make([]driver.Value, 0, 21)
-	row = append(row, id, e.Time.UTC(), received.UTC(), nullStr(e.Host), nullStr(e.Input))
-	rest := make(map[string]any, len(e.Fields))
-	for k, v := range e.Fields {
-		if f, ok := v.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
-			return nil, fmt.Errorf("Fields[%q]: %v is not a JSON number", k, f)
-		}
-		rest[k] = v
-	}
-	if m, ok := rest["message"].(string); ok {
-		row = append(row, validUTF8(m))
-		delete(rest, "message")
-	} else {
-		row = append(row, nil)
-	}
-	for _, p := range promoted {
-		v, ok := rest[p.field]
-		if !ok || v == nil {
-			row = append(row, nil)
-			if p.ipKey != "" {
-				row = append(row, nil)
-			}
-			continue
-		}
-		if p.integer {
-			var n float64
-			switch x := v.(type) {
-			case float64:
-				n = x
-			case string:
-				if f, err := strconv.ParseFloat(x, 64); err == nil {
-					n = f
-				} else {
-					n = math.NaN()
-				}
-			default:
-				n = math.NaN()
-			}
-			if n == math.Trunc(n) && n >= math.MinInt32 && n <= math.MaxInt32 {
-				row = append(row, int32(n))
-				if _, isNum := v.(float64); isNum {
-					delete(rest, p.field)
-				}
-			} else {
-				row = append(row, nil)
-			}
-			continue
-		}
-		s, isStr := v.(string)
-		if !isStr {
-			s = fmt.Sprint(v)
-		} else if utf8.ValidString(s) {
-			delete(rest, p.field)
-		}
-		row = append(row, validUTF8(s))
-		if p.ipKey != "" {
-			if a, err := netip.ParseAddr(s); err == nil {
-				row = append(row, query.IPKey(a))
-			} else {
-				row = append(row, nil)
-			}
-		}
-	}
-	var fields any
-	if len(rest) > 0 {
-		b, err := json.Marshal(rest)
-		if err != nil {
-			return nil, fmt.Errorf("Fields: %w", err)
-		}
-		fields = string(b) // json.Marshal already replaced invalid UTF-8
-	}
-	row = append(row, fields, validUTF8(e.Raw), nullStr(e.ParseError))
-	return row, nil
-}
-
-// AppendEvents assigns ids to evs and writes them in one transaction. It
-// returns once the rows are committed (durable in DuckDB's write-ahead log),
-// so the caller may then acknowledge its senders; the ids are in the order
-// of evs, and evs[i].ID is set too. Calls are serialized, which is the
-// back-pressure: a slow disk slows the callers. An event without Time, or
-// with a field value JSON cannot hold (NaN, ±Inf, channels …), rejects the
-// whole call with an error naming it, and nothing is written. Received
-// defaults to the store's clock; invalid UTF-8 is replaced by U+FFFD.
-func (s *Store) AppendEvents(ctx context.Context, evs []event.Event) ([]uint64, error) {
-	if len(evs) == 0 {
-		return []uint64{}, nil
-	}
-	now := s.o.Now()
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if err := s.loadNextID(ctx); err != nil {
-		return nil, fmt.Errorf("eventstore: append events: %w", err)
-	}
-	rows := make([][]driver.Value, len(evs))
-	ids := make([]uint64, len(evs))
-	for i := range evs {
-		e := &evs[i]
-		if e.Time.IsZero() {
-			return nil, fmt.Errorf("eventstore: append events: %w", &check.FieldError{Field: fmt.Sprintf("events[%d].Time", i), Reason: "is required"})
-		}
-		received := e.Received
-		if received.IsZero() {
-			received = now
-		}
-		ids[i] = s.ev.nextID + uint64(i)
-		row, err := eventRow(ids[i], e, received)
-		if err != nil {
-			return nil, fmt.Errorf("eventstore: append events: events[%d].%w", i, err)
-		}
-		rows[i] = row
-	}
-	start := time.Now()
-	err := withAppender(ctx, s.wconn, "events", func(a *duckdb.Appender) error {
-		for i, r := range rows {
-			if err := a.AppendRow(r...); err != nil {
-				return fmt.Errorf("events[%d]: %w", i, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("eventstore: append events: %w", err)
-	}
-	s.ev.nextID += uint64(len(evs))
-	for i := range evs {
-		evs[i].ID = ids[i]
-	}
-	if s.o.OnWrite != nil {
-		s.o.OnWrite(len(evs), time.Since(start))
-	}
-	return ids, nil
-}
-
-// loadNextID reads the largest id once; the caller holds wmu.
-func (s *Store) loadNextID(ctx context.Context) error {
-	if s.ev.loaded {
-		return nil
-	}
-	var maxID uint64
-	if err := s.wconn.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM events`).Scan(&maxID); err != nil {
-		return fmt.Errorf("read last event id: %w", err)
-	}
-	s.ev.nextID, s.ev.loaded = maxID+1, true
-	return nil
-}
-
 // EventCount is the number of stored events.
 func (s *Store) EventCount(ctx context.Context) (int64, error) {
 	var n int64
@@ -307,7 +145,7 @@ func (s *Store) EventCount(ctx context.Context) (int64, error) {
 // selectEvents is the column list scanEvent reads.
 const selectEvents = `SELECT id, ts, received, host, input, message, source_ip, source_port, destination_ip,
 	user_name, process_name, event_action, event_outcome, event_category, http_status, url_path,
-	fields, raw, parse_error FROM events`
+	fields, raw, parse_error, message_from_raw FROM events`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -319,6 +157,7 @@ func scanEvent(r rowScanner) (event.Event, error) {
 		e                        event.Event
 		host, input, msg, fields sql.NullString
 		raw, perr                sql.NullString
+		fromRaw                  sql.NullBool
 		cols                     [len(promoted)]any
 		strs                     [len(promoted)]sql.NullString
 		ints                     [len(promoted)]sql.NullInt32
@@ -332,7 +171,7 @@ func scanEvent(r rowScanner) (event.Event, error) {
 		}
 	}
 	dest = append(dest, cols[:]...)
-	dest = append(dest, &fields, &raw, &perr)
+	dest = append(dest, &fields, &raw, &perr, &fromRaw)
 	if err := r.Scan(dest...); err != nil {
 		return e, err
 	}
@@ -348,7 +187,7 @@ func scanEvent(r rowScanner) (event.Event, error) {
 			e.Set(k, v)
 		}
 	}
-	if msg.Valid {
+	if msg.Valid && !fromRaw.Bool {
 		set("message", msg.String)
 	}
 	for i, p := range promoted {
@@ -432,7 +271,7 @@ func filter(where query.Node, from, to time.Time, cur string) (string, []any, er
 	}
 	if where != nil {
 		if _, all := where.(query.All); !all {
-			w, wargs, err := query.ToSQL(where, eventColumns)
+			w, wargs, err := eventWhere(where)
 			if err != nil {
 				return "", nil, &check.FieldError{Field: "q", Reason: err.Error()}
 			}
@@ -457,7 +296,14 @@ func (s *Store) SearchEvents(ctx context.Context, q EventQuery) ([]event.Event, 
 	if err != nil {
 		return nil, "", fmt.Errorf("eventstore: search events: %w", err)
 	}
-	evs, err := s.queryEvents(ctx, selectEvents+where+" ORDER BY ts DESC, id DESC LIMIT ?", append(args, limit)...)
+	upper := q.To
+	if q.Cursor != "" {
+		c, _ := decodeCursor(q.Cursor) // filter checked it
+		if ct := time.UnixMicro(c.ts); upper.IsZero() || ct.Before(upper) {
+			upper = ct
+		}
+	}
+	evs, err := s.newestFirst(ctx, where, args, q.From, upper, limit)
 	if err != nil {
 		return nil, "", fmt.Errorf("eventstore: search events: %w", err)
 	}
@@ -532,7 +378,10 @@ func (s *Store) EntityEvents(ctx context.Context, entity, value string, from, to
 	var args []any
 	switch entity {
 	case EntityIP:
-		cond, args = "(source_ip = ? OR destination_ip = ?)", []any{value, value}
+		// The hashes narrow the scan to a few rows; the text keeps it exact
+		// (see ipHash).
+		h := ipHash(value)
+		cond, args = "(source_ip_hash = ? OR destination_ip_hash = ?) AND (source_ip = ? OR destination_ip = ?)", []any{h, h, value, value}
 	case EntityUser:
 		cond, args = "user_name = ?", []any{value}
 	case EntityHost:

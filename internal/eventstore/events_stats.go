@@ -72,7 +72,9 @@ func (s *Store) EventStats(ctx context.Context, q StatsQuery) ([]Bucket, error) 
 		}
 		expr, typed := eventColumns(q.By)
 		if q.By == query.TextField {
-			expr = "message"
+			// Only events that have a message count, not those whose
+			// message column holds their raw line.
+			expr = "CASE WHEN message_from_raw THEN NULL ELSE message END"
 		}
 		if typed {
 			expr = "CAST(" + expr + " AS VARCHAR)"

@@ -50,6 +50,10 @@ func migrations() []string {
 			SELECT * FROM check_results_recent;`,
 		// 2: log events (events.go).
 		eventsSchema,
+		// 3: one searched text column, IP hash columns (events_search.go).
+		eventsSearchSchema,
+		// 4: endpoint metric samples from agents (metrics.go).
+		metricsSchema,
 	}
 }
 

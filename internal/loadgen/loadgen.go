@@ -33,6 +33,12 @@ const Usage = `Usage:
   nocsoc loadgen receiver --listen 127.0.0.1:PORT [--interval 0]
       webhook receiver: delay from each alert's sent_ns to its notification, p50/p99
       on exit (and every interval); GET /-/stats as JSON, POST /-/reset clears
+  nocsoc loadgen syslog --addr 127.0.0.1:PORT [--rate 10000] [--duration 30s] [--connections 4]
+        [--framing octet|newline] [--seed 1] [--mark-every D --receiver 127.0.0.1:PORT [--drain 10s]]
+      send a mixed Linux log stream over TCP syslog (rate 0: as fast as possible); print sent/s
+      and, with marks, brute-force burst -> webhook alert latency p50/p99
+  nocsoc loadgen syslog --file PATH [--count 1000000] [--rate 10000] [--framing newline] [--seed 1] [--start RFC3339]
+      write the same stream to a file (timestamps spaced 1/rate apart)
 `
 
 // UsageError is a command-line mistake; the caller prints Usage with it.
@@ -44,7 +50,7 @@ func (e UsageError) Error() string { return e.Msg }
 // when the work is done or ctx is cancelled (targets runs until then).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return UsageError{"loadgen: expected a subcommand: targets, checks-config, probes, blackbox, alerts or receiver"}
+		return UsageError{"loadgen: expected a subcommand: targets, checks-config, probes, blackbox, alerts, receiver or syslog"}
 	}
 	switch args[0] {
 	case "targets":
@@ -59,6 +65,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return alertsCmd(ctx, args[1:], stdout)
 	case "receiver":
 		return receiverCmd(ctx, args[1:], stdout, stderr)
+	case "syslog":
+		return syslogCmd(ctx, args[1:], stdout)
 	case "help", "-h", "--help":
 		_, err := io.WriteString(stdout, Usage)
 		return err

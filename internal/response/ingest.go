@@ -174,6 +174,7 @@ func (s *Service) processBatch(ctx context.Context, batch []*op) {
 	}
 	if err == nil {
 		s.enqueue(sends)
+		s.feed.notify(batch)
 	}
 }
 
@@ -257,13 +258,16 @@ func (s *Service) fire(bc *batchCtx, a alert.Alert, at time.Time) (Outcome, erro
 	}
 	decisions := s.rules.route.Match(a.Labels)
 	d := decisions[0]
-	if d.Team != "" {
+	// A child route that names a team re-routes the alert; the root
+	// route's team is only the default for alerts that carry none (so a
+	// SOC detection stays with the SOC under a NOC-default root).
+	if d.Team != "" && (a.Team == "" || d.RouteID != "0") {
 		a.Team = d.Team
 	}
 	if a.Team == "" {
 		a.Team = alert.TeamNOC
 	}
-	if d.Origin != "" {
+	if d.Origin != "" && (a.Origin == "" || d.RouteID != "0") {
 		a.Origin = d.Origin
 	}
 	if a.Origin == "" {

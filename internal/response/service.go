@@ -80,6 +80,8 @@ type Service struct {
 	// dyn caches what was created through the API (channels, policies,
 	// schedules, runbooks), reloaded by ReloadDynamic after each change.
 	dyn dynamic
+	// feed tells subscribers about committed intake batches (subscribe.go).
+	feed commitFeed
 }
 
 type dynamic struct {
@@ -129,7 +131,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		firing: map[string]*liveAlert{}, open: map[int64]*incident.Incident{}, groups: map[string]int64{},
 		firingPer: map[int64]int{},
 	}
-	root, err := alert.CompileRoute(alert.RouteConfig{Team: alert.TeamNOC})
+	root, err := alert.CompileRoute(alert.RouteConfig{})
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +221,7 @@ func (s *Service) load(ctx context.Context) error {
 // rules were validated when the config loaded.
 func (s *Service) SetRules(r Rules) error {
 	if r.Route == nil {
-		root, err := alert.CompileRoute(alert.RouteConfig{Team: alert.TeamNOC})
+		root, err := alert.CompileRoute(alert.RouteConfig{})
 		if err != nil {
 			return err
 		}

@@ -1,7 +1,8 @@
 // Package soc owns the SOC event pipeline behind every input: it makes a
-// batch of events durable in the event store, then runs detection over it
-// in storage order. Inputs acknowledge their senders only after Write
-// returns.
+// batch of events durable in the event store, acknowledges it, and hands
+// it to detection. Inputs acknowledge their senders only after Write
+// returns, so nothing acknowledged is ever lost; detection runs behind, on
+// its own goroutine, with back-pressure when it falls behind.
 package soc
 
 import (
@@ -15,12 +16,15 @@ import (
 	"github.com/nocsoc/nocsoc/internal/event"
 )
 
-// Store makes events durable and assigns their ids.
+// Store makes events durable and assigns their ids. It must be safe for
+// concurrent use (the event store commits concurrent batches together).
 type Store interface {
 	AppendEvents(ctx context.Context, evs []event.Event) ([]uint64, error)
 }
 
-// Detector evaluates stored events.
+// Detector evaluates stored events. Correlation windows use event time,
+// and the detector maps its matches to event ids itself, so batches need
+// not arrive in storage order.
 type Detector interface {
 	Process(ctx context.Context, evs []event.Event) error
 }
@@ -30,35 +34,72 @@ type Pipeline struct {
 	store  Store
 	detect Detector
 	log    *slog.Logger
-	// mu keeps storage order and detection order the same, which the
-	// detector relies on to map correlation matches back to event ids.
-	mu sync.Mutex
+	queue  chan batch
+	wg     sync.WaitGroup
 
 	events     atomic.Uint64
 	batches    atomic.Uint64
 	detectErrs atomic.Uint64
-	// lastLatency is the last batch's store+detect time in ns.
-	lastLatency atomic.Int64
+	detected   atomic.Uint64
+	// lastLag is the last batch's time from stored to detected, in ns.
+	lastLag atomic.Int64
 }
 
-// New creates a Pipeline; detect may be nil (storage only).
+type batch struct {
+	evs    []event.Event
+	stored time.Time
+}
+
+// New creates a Pipeline; detect may be nil (storage only). Call Run to
+// start detection.
 func New(store Store, detect Detector, log *slog.Logger) *Pipeline {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Pipeline{store: store, detect: detect, log: log.With("component", "soc")}
+	// A few hundred batches of up to 1,000 events: enough to ride out a
+	// burst; beyond it Write waits (back-pressure to the inputs).
+	return &Pipeline{store: store, detect: detect, log: log.With("component", "soc"), queue: make(chan batch, 256)}
 }
 
-// Write stores a batch and runs detection over it. It returns once the
-// batch is durable; a detection failure is logged and counted but does not
-// fail the write (the events are stored and searchable).
+// Run evaluates stored batches until ctx ends, then finishes what is
+// queued so every stored event is evaluated once.
+func (p *Pipeline) Run(ctx context.Context) {
+	for {
+		select {
+		case b := <-p.queue:
+			p.process(ctx, b)
+		case <-ctx.Done():
+			for {
+				select {
+				case b := <-p.queue:
+					p.process(context.WithoutCancel(ctx), b)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (p *Pipeline) process(ctx context.Context, b batch) {
+	if p.detect == nil {
+		return
+	}
+	if err := p.detect.Process(ctx, b.evs); err != nil {
+		p.detectErrs.Add(1)
+		p.log.Error("detection", "events", len(b.evs), "err", err)
+	}
+	p.detected.Add(uint64(len(b.evs)))
+	p.lastLag.Store(int64(time.Since(b.stored)))
+}
+
+// Write stores a batch and queues it for detection. It returns once the
+// batch is durable; when detection is behind by a full queue it waits for
+// room (or ctx).
 func (p *Pipeline) Write(ctx context.Context, evs []event.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	start := time.Now()
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	ids, err := p.store.AppendEvents(ctx, evs)
 	if err != nil {
 		return fmt.Errorf("store events: %w", err)
@@ -70,23 +111,29 @@ func (p *Pipeline) Write(ctx context.Context, evs []event.Event) error {
 	}
 	p.events.Add(uint64(len(evs)))
 	p.batches.Add(1)
-	if p.detect != nil {
-		if err := p.detect.Process(ctx, evs); err != nil {
-			p.detectErrs.Add(1)
-			p.log.Error("detection", "events", len(evs), "err", err)
-		}
+	if p.detect == nil {
+		return nil
 	}
-	p.lastLatency.Store(int64(time.Since(start)))
-	return nil
+	select {
+	case p.queue <- batch{evs: evs, stored: time.Now()}:
+		return nil
+	case <-ctx.Done():
+		// Stored but not evaluated: say so rather than pretend.
+		p.log.Warn("events stored without detection: shutting down", "events", len(evs))
+		return nil
+	}
 }
 
 // Stats are the pipeline's counters.
 type Stats struct {
-	Events, Batches, DetectErrors uint64
-	LastBatch                     time.Duration
+	Events, Batches, Detected, DetectErrors uint64
+	Queued                                  int
+	// DetectionLag is the last batch's time from stored to evaluated.
+	DetectionLag time.Duration
 }
 
 // Stats returns the counters.
 func (p *Pipeline) Stats() Stats {
-	return Stats{Events: p.events.Load(), Batches: p.batches.Load(), DetectErrors: p.detectErrs.Load(), LastBatch: time.Duration(p.lastLatency.Load())}
+	return Stats{Events: p.events.Load(), Batches: p.batches.Load(), Detected: p.detected.Load(), DetectErrors: p.detectErrs.Load(),
+		Queued: len(p.queue), DetectionLag: time.Duration(p.lastLag.Load())}
 }

@@ -123,6 +123,9 @@ func (s *Store) ListIntegrations(ctx context.Context) ([]alert.Integration, erro
 // row is kept so alerts keep naming it. ErrNotFound if it does not exist;
 // disabling a disabled integration changes nothing and is not audited.
 func (s *Store) DisableIntegration(ctx context.Context, actor Actor, id int64) error {
+	// Whoever caches keys (the intake endpoints) sees the change at once,
+	// whether it was made through the API or the console.
+	defer s.integrationsGen.Add(1)
 	return s.write(ctx, "integration.disable", func(tx *sql.Tx) error {
 		before, err := getIntegration(ctx, tx, id)
 		if err != nil {
@@ -139,3 +142,7 @@ func (s *Store) DisableIntegration(ctx context.Context, actor Actor, id int64) e
 		return s.audit(ctx, tx, actor, "integration.disable", integrationTarget(id), before, after)
 	})
 }
+
+// IntegrationsGeneration changes whenever an integration is disabled in
+// this process; key caches compare it to drop stale entries.
+func (s *Store) IntegrationsGeneration() uint64 { return s.integrationsGen.Load() }

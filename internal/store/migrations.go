@@ -333,6 +333,58 @@ CREATE TABLE runbooks (
 );
 CREATE INDEX sessions_user ON sessions (user_id);
 CREATE INDEX sessions_expires ON sessions (expires_at);`,
+	// 5: detection rules switched off in the console (rules.go). Only
+	// the exceptions are stored: a rule without a row runs.
+	`CREATE TABLE disabled_rules (
+	rule_id     TEXT    PRIMARY KEY,
+	disabled_by TEXT    NOT NULL,
+	disabled_at INTEGER NOT NULL
+);`,
+	// 6: endpoint agents (endpoints.go): single-use enrollment tokens and
+	// enrolled endpoints, both stored as hashes only; the batch ids an
+	// endpoint has had applied, so that a replay is answered without
+	// being applied twice.
+	`CREATE TABLE enrollment_tokens (
+	id          INTEGER PRIMARY KEY,
+	hash        TEXT    NOT NULL UNIQUE,
+	prefix      TEXT    NOT NULL,
+	created_by  TEXT    NOT NULL,
+	created_at  INTEGER NOT NULL,
+	expires_at  INTEGER NOT NULL,
+	used_at     INTEGER,
+	endpoint_id TEXT
+);
+CREATE TABLE endpoints (
+	id              TEXT    PRIMARY KEY,
+	credential_hash TEXT    NOT NULL UNIQUE,
+	hostname        TEXT    NOT NULL,
+	os              TEXT    NOT NULL DEFAULT '',
+	platform        TEXT    NOT NULL DEFAULT '',
+	kernel          TEXT    NOT NULL DEFAULT '',
+	arch            TEXT    NOT NULL DEFAULT '',
+	agent_version   TEXT    NOT NULL DEFAULT '',
+	remote          TEXT    NOT NULL DEFAULT '',
+	interval_ms     INTEGER NOT NULL DEFAULT 30000,
+	status          TEXT    NOT NULL DEFAULT 'online',
+	enrolled_at     INTEGER NOT NULL,
+	last_seen_at    INTEGER NOT NULL,
+	revoked_at      INTEGER,
+	last_seq        INTEGER NOT NULL DEFAULT 0,
+	batches         INTEGER NOT NULL DEFAULT 0,
+	samples         INTEGER NOT NULL DEFAULT 0,
+	duplicates      INTEGER NOT NULL DEFAULT 0,
+	buffered        INTEGER NOT NULL DEFAULT 0,
+	dropped         INTEGER NOT NULL DEFAULT 0,
+	inventory       TEXT,
+	inventory_at    INTEGER
+);
+CREATE TABLE endpoint_batches (
+	endpoint_id TEXT    NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
+	batch_id    TEXT    NOT NULL,
+	seq         INTEGER NOT NULL,
+	applied_at  INTEGER NOT NULL,
+	PRIMARY KEY (endpoint_id, batch_id)
+);`,
 }
 
 // migrate applies pending migrations, each in its own immediate

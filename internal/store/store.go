@@ -71,6 +71,9 @@ type Store struct {
 	log *slog.Logger
 
 	onWrite atomic.Pointer[func(op string, d time.Duration)]
+	// integrationsGen counts integration disables (see
+	// IntegrationsGeneration).
+	integrationsGen atomic.Uint64
 	// now is the clock for audit timestamps and defaults; tests replace it.
 	now func() time.Time
 

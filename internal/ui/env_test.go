@@ -17,9 +17,11 @@ import (
 
 	"github.com/nocsoc/nocsoc/internal/auth"
 	"github.com/nocsoc/nocsoc/internal/check"
+	"github.com/nocsoc/nocsoc/internal/detect"
 	"github.com/nocsoc/nocsoc/internal/eventstore"
 	"github.com/nocsoc/nocsoc/internal/monitor"
 	"github.com/nocsoc/nocsoc/internal/noc"
+	"github.com/nocsoc/nocsoc/internal/response"
 	"github.com/nocsoc/nocsoc/internal/store"
 )
 
@@ -30,10 +32,12 @@ type env struct {
 	st   *store.Store
 	ev   *eventstore.Store
 	svc  *noc.Service
+	resp *response.Service // incident workflow behind /soc and /incidents
 	ui   *UI
 	srv  *httptest.Server
 	web  *httptest.Server // target of the "web" check (API-managed)
 	dbLn net.Listener     // target of the "db" check (provisioned)
+	det  *detect.Detector // detection with the built-in rules (ops_test.go)
 }
 
 // Passwords of the test users, by role (user names equal the roles).
@@ -106,7 +110,7 @@ func newEnv(t testing.TB) *env {
 	}
 	if _, _, err := e.svc.CreateCheck(ctx, store.Actor{Name: "test"}, check.Spec{Name: "web", Type: check.TypeHTTP,
 		Target: e.web.URL, Interval: hour, Timeout: check.Duration(2 * time.Second),
-		Labels: map[string]string{"group": "frontend"}}); err != nil {
+		Labels: map[string]string{"group": "frontend", "service": "shop"}}); err != nil {
 		t.Fatal(err)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
@@ -114,7 +118,14 @@ func newEnv(t testing.TB) *env {
 	go func() { defer close(done); e.svc.Run(runCtx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	if e.ui, err = New(Options{Store: e.st, NOC: e.svc, Events: e.ev, Logger: log}); err != nil {
+	if e.resp, err = response.New(ctx, response.Options{Store: e.st, Logger: log}); err != nil {
+		t.Fatal(err)
+	}
+	respDone := make(chan struct{})
+	go func() { defer close(respDone); _ = e.resp.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-respDone })
+	e.det = newTestDetector(t)
+	if e.ui, err = New(Options{Store: e.st, NOC: e.svc, Events: e.ev, Response: e.resp, Detector: e.det, Logger: log}); err != nil {
 		t.Fatal(err)
 	}
 	e.srv = httptest.NewServer(e.ui)

@@ -19,10 +19,13 @@ import (
 	"time"
 
 	"github.com/nocsoc/nocsoc/internal/check"
+	"github.com/nocsoc/nocsoc/internal/detect"
 	"github.com/nocsoc/nocsoc/internal/eventstore"
 	"github.com/nocsoc/nocsoc/internal/maintenance"
 	"github.com/nocsoc/nocsoc/internal/monitor"
 	"github.com/nocsoc/nocsoc/internal/noc"
+	"github.com/nocsoc/nocsoc/internal/notify"
+	"github.com/nocsoc/nocsoc/internal/response"
 	"github.com/nocsoc/nocsoc/internal/store"
 )
 
@@ -84,6 +87,20 @@ type Options struct {
 	// StatsTTL is how long the NOC wall's uptime and sparkline figures are
 	// cached (default 30s).
 	StatsTTL time.Duration
+
+	// Detector is the running detection engine the Rules pages list and
+	// switch; nil shows detection as not running.
+	Detector *detect.Detector
+	// Response is the incident workflow (on-call schedules, channels; the
+	// SOC queue and incident pages, which answer 503 without it and then
+	// need a Store that implements IncidentStore).
+	Response *response.Service
+	// Sender sends the admin page's channel test messages; nil means a
+	// default notify.Sender.
+	Sender *notify.Sender
+	// Ops is the state the investigate, metrics and admin pages read and
+	// change; nil means Store when it implements OpsStore.
+	Ops OpsStore
 }
 
 // UI is the web console's HTTP handler. Close it before the HTTP server is
@@ -111,6 +128,11 @@ type UI struct {
 	statsTTL time.Duration
 	statsMu  sync.Mutex
 	stats    *wallStats
+	// ext holds what the investigate, rules, metrics, on-call and admin
+	// pages use (ops.go).
+	ext opsDeps
+	// soc holds what the SOC queue and incident pages use (soc.go).
+	soc socState
 }
 
 // New parses the templates, hashes the static assets and subscribes to the
@@ -140,6 +162,12 @@ func New(o Options) (*UI, error) {
 	if u.pages, err = parsePages(files, u.funcs()); err != nil {
 		return nil, fmt.Errorf("ui: %w", err)
 	}
+	if err := u.initOps(o); err != nil {
+		return nil, fmt.Errorf("ui: %w", err)
+	}
+	if err := u.initSOC(o); err != nil {
+		return nil, err
+	}
 	u.routes()
 	u.unsub = o.NOC.Subscribe(u.checkChanged)
 	return u, nil
@@ -152,6 +180,7 @@ func (u *UI) Hub() *Hub { return u.hub }
 // Close stops listening for NOC changes and ends every open event stream.
 func (u *UI) Close() {
 	u.unsub()
+	u.soc.close()
 	u.hub.Close()
 }
 

@@ -41,6 +41,7 @@ func assertSafeHTML(t *testing.T, path, body string) {
 
 func TestPagesRenderForEveryRole(t *testing.T) {
 	e := newEnv(t)
+	e.fire("disk full", "noc", "high", map[string]string{"host": "db1"}) // alert 1 on incident 1
 	type pageCase struct {
 		path string
 		want map[string]int // status by role
@@ -61,6 +62,14 @@ func TestPagesRenderForEveryRole(t *testing.T) {
 		{"/account/password", all(200), []string{"Change password"}},
 		{"/checks/web/edit", map[string]int{auth.RoleAdmin: 200, auth.RoleOperator: 200, auth.RoleViewer: 403}, nil},
 		{"/checks/db/edit", map[string]int{auth.RoleAdmin: 409, auth.RoleOperator: 409, auth.RoleViewer: 403}, nil},
+		{"/soc", all(200), []string{"SOC queue", `data-id="1"`, "disk full"}},
+		{"/soc?team=soc&severity=critical&status=firing&suppressed=no&q=disk", all(200), []string{"No alerts match"}},
+		{"/soc/rows", all(200), []string{`data-id="1"`}},
+		{"/soc/alerts/1/silence", map[string]int{auth.RoleAdmin: 200, auth.RoleOperator: 200, auth.RoleViewer: 403}, nil},
+		{"/incidents", all(200), []string{"triggered", "acknowledged", "investigating", "mitigated", "resolved", `data-incident="1"`}},
+		{"/incidents?team=noc", all(200), []string{`data-incident="1"`}},
+		{"/incidents/1", all(200), []string{"Timeline", "Escalation", "Tasks", "Observables", "disk full"}},
+		{"/incidents/999", all(404), nil},
 		{"/", all(303), nil},
 		{"/no/such/page", all(404), nil},
 	}

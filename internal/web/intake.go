@@ -23,6 +23,9 @@ import (
 type keyCache struct {
 	mu sync.RWMutex
 	m  map[string]alert.Integration
+	// storeGen is the store's integrations generation the entries were
+	// read under; a disable anywhere in the process bumps it.
+	storeGen uint64
 	// gen counts clears, so a lookup that raced with a disable does not
 	// put the stale row back.
 	gen uint64
@@ -48,6 +51,21 @@ func (c *keyCache) put(hash string, it alert.Integration, gen uint64) {
 	c.m[hash] = it
 }
 
+func (c *keyCache) generation() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.storeGen
+}
+
+// reset drops every entry and records the store generation they now match.
+func (c *keyCache) reset(storeGen uint64) {
+	c.mu.Lock()
+	c.m = nil
+	c.gen++
+	c.storeGen = storeGen
+	c.mu.Unlock()
+}
+
 func (c *keyCache) clear() {
 	c.mu.Lock()
 	c.m = nil
@@ -68,6 +86,9 @@ func (s *server) integrationFor(r *http.Request, key, typ string) (alert.Integra
 		return alert.Integration{}, errBadKey
 	}
 	hash := auth.HashToken(key)
+	if g := s.st.IntegrationsGeneration(); g != s.keys.generation() {
+		s.keys.reset(g)
+	}
 	it, ok, gen := s.keys.get(hash)
 	if !ok {
 		var err error

@@ -18,6 +18,7 @@ import (
 	"github.com/nocsoc/nocsoc/internal/auth"
 	"github.com/nocsoc/nocsoc/internal/event"
 	"github.com/nocsoc/nocsoc/internal/eventstore"
+	"github.com/nocsoc/nocsoc/internal/fleet"
 	"github.com/nocsoc/nocsoc/internal/incident"
 	"github.com/nocsoc/nocsoc/internal/noc"
 	"github.com/nocsoc/nocsoc/internal/notify"
@@ -46,6 +47,9 @@ type Options struct {
 	// Sender sends the test message of POST /api/v1/channels/{id}/test;
 	// nil means a default notify.Sender.
 	Sender *notify.Sender
+	// Fleet serves the agent protocol and the endpoint API; nil disables
+	// them.
+	Fleet *fleet.Service
 }
 
 type server struct {
@@ -60,6 +64,7 @@ type server struct {
 	sender    *notify.Sender
 	sink      EventSink
 	normalize func(*event.Event)
+	fleet     *fleet.Service
 	// keys caches integration keys for the intake endpoints; bufs pools
 	// their request body buffers.
 	keys keyCache
@@ -78,7 +83,7 @@ func New(o Options) http.Handler {
 		o.Sender = notify.NewSender(notify.SenderOptions{Logger: o.Logger, Now: o.Now})
 	}
 	s := &server{st: o.Store, noc: o.NOC, resp: o.Response, events: o.Events, log: o.Logger.With("component", "web"), version: o.Version,
-		publicURL: strings.TrimSuffix(o.PublicURL, "/"), now: o.Now, sender: o.Sender, sink: o.Ingest, normalize: o.Normalize}
+		publicURL: strings.TrimSuffix(o.PublicURL, "/"), now: o.Now, sender: o.Sender, sink: o.Ingest, normalize: o.Normalize, fleet: o.Fleet}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
@@ -197,6 +202,8 @@ func New(o Options) http.Handler {
 	route("POST /api/v1/users", auth.RoleAdmin, s.createUser)
 
 	route("GET /api/v1/audit", auth.RoleAdmin, s.listAudit)
+
+	s.registerAgents(mux, route)
 
 	// Unknown API paths get a JSON 404; a known path with the wrong method
 	// gets a 405 with the Allow header.

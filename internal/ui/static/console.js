@@ -59,6 +59,13 @@
   es.addEventListener('error', function () {
     status(es.readyState === EventSource.CLOSED ? '○ offline — reload' : '○ reconnecting', 'off');
   });
+  // Alerts committed by the incident service: page scripts (soc.js)
+  // listen for the DOM event and re-draw what they show.
+  es.addEventListener('alert', function (m) {
+    var ev;
+    try { ev = JSON.parse(m.data); } catch (e) { return; }
+    document.dispatchEvent(new CustomEvent('nocsoc:alert', { detail: ev }));
+  });
   es.addEventListener('check', function (m) {
     var ev;
     try { ev = JSON.parse(m.data); } catch (e) { return; }

@@ -107,13 +107,19 @@ func TestMigrationSearchColumns(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := sql.OpenDB(connector)
+	if _, err := db.ExecContext(ctx, `CREATE TABLE schema_version (
+		version    INTEGER NOT NULL,
+		applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+	)`); err != nil {
+		t.Fatal(err)
+	}
 	for i, m := range migrations()[:2] {
 		if err := applyMigration(ctx, db, i+1, m); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if _, err := db.ExecContext(ctx, `INSERT INTO events (id, ts, received, input, message, source_ip, destination_ip, fields, raw) VALUES
-		(1, TIMESTAMP '2025-01-01 00:00:00', TIMESTAMP '2025-01-01 00:00:00', 'file', NULL, '203.0.113.7', NULL, NULL, 'Raw Line without message'),
+		(1, TIMESTAMP '2025-01-01 00:00:00', TIMESTAMP '2025-01-01 00:00:00', 'file', NULL, '203.0.113.7', NULL, NULL, 'Raw Line without text'),
 		(2, TIMESTAMP '2025-01-01 00:01:00', TIMESTAMP '2025-01-01 00:01:00', 'file', 'with message', NULL, '203.0.113.7', NULL, 'raw two')`); err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +152,7 @@ func TestMigrationSearchColumns(t *testing.T) {
 	if evs[1].Fields["message"] != "with message" {
 		t.Errorf("event 2 fields = %v", evs[1].Fields)
 	}
-	ips, err := s.EntityEvents(ctx, EntityIP, "203.0.113.7", at(-time.Hour), at(time.Hour), 10)
+	ips, err := s.EntityEvents(ctx, EntityIP, "203.0.113.7", time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2025, 1, 2, 0, 0, 0, 0, time.UTC), 10)
 	if err != nil || len(ips) != 2 {
 		t.Errorf("EntityEvents = %v, %v; want both events", eventIDs(ips), err)
 	}

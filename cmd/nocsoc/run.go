@@ -36,6 +36,7 @@ Usage:
   nocsoc agent --server URL [--enroll-token TOKEN] [--state DIR] [--interval 30s]   (endpoint agent; see docs/agent.md)
   nocsoc rules check PATH…
   nocsoc rules test --rules PATH… --events FILE
+  nocsoc audit verify --data DIR   (check the audit log's hash chain)
   nocsoc version
 `
 
@@ -60,6 +61,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = incidentCmd(args[2:], stdout)
 	case "rules":
 		err = rulesCmd(args[2:], stdout, stderr)
+	case "audit":
+		err = auditCmd(args[2:], stdout)
 	case "agent":
 		err = agentCmd(args[2:], stderr)
 	case "loadgen":

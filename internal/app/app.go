@@ -250,6 +250,8 @@ func (a *App) open(ctx context.Context) error {
 		Version:   Version,
 		Fleet:     a.fleet,
 		PublicURL: publicURL,
+		// Decisions expire on the same injectable clock as incidents.
+		DecisionClock: a.opts.Now,
 	})
 	console, err := ui.New(ui.Options{Store: st, NOC: svc, Events: ev, Response: resp, Logger: a.log, Detector: a.detect, Sender: sender, Secure: cfg.Server.TLSCert != "" || strings.HasPrefix(publicURL, "https://")})
 	if err != nil {
@@ -258,6 +260,7 @@ func (a *App) open(ctx context.Context) error {
 	a.ui = console
 	mux := http.NewServeMux()
 	mux.Handle("/api/", apiH)
+	mux.Handle("/v1/", apiH) // the CrowdSec-compatible bouncer API
 	mux.Handle("/healthz", apiH)
 	mux.Handle("/metrics", apiH)
 	mux.Handle("/", console) // the console owns every other path

@@ -369,10 +369,10 @@ func (s *Service) attach(bc *batchCtx, a alert.Alert, d alert.Decision, at time.
 	s.open[p.ID] = p
 	s.groups[key] = p.ID
 	s.firingPer[p.ID]++
-	if err := s.timeline(bc, p.ID, at, "system", incident.KindCreated, fmt.Sprintf("incident opened by %s (team %s, route %s)", a.Source, p.Team, d.RouteID), map[string]any{"policy": p.Policy, "group_key": key}); err != nil {
-		return nil, err
-	}
-	if err := s.timeline(bc, p.ID, at, "system", incident.KindAlertAttached, "alert attached: "+a.Title, map[string]any{"alert_id": a.ID, "fingerprint": a.Fingerprint}); err != nil {
+	// One entry records both the opening and its first alert: every row
+	// on this path is paid on the single writer at intake rate.
+	if err := s.timeline(bc, p.ID, at, "system", incident.KindCreated, fmt.Sprintf("incident opened by %s (team %s, route %s) with alert: %s", a.Source, p.Team, d.RouteID, a.Title),
+		map[string]any{"policy": p.Policy, "group_key": key, "alert_id": a.ID, "fingerprint": a.Fingerprint}); err != nil {
 		return nil, err
 	}
 	if hasRB {

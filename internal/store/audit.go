@@ -19,6 +19,10 @@ type AuditEntry struct {
 	Target string          `json:"target,omitempty"`
 	Before json.RawMessage `json:"before,omitempty"`
 	After  json.RawMessage `json:"after,omitempty"`
+	// PrevHash is the previous entry's Hash (GenesisHash for the first);
+	// Hash covers this entry and PrevHash (see auditchain.go).
+	PrevHash string `json:"prev_hash"`
+	Hash     string `json:"hash"`
 }
 
 // AppendAudit records an action that changes nothing else in the store
@@ -48,9 +52,15 @@ func (s *Store) audit(ctx context.Context, tx *sql.Tx, actor Actor, action, targ
 	if err != nil {
 		return fmt.Errorf("audit %s: encode after: %w", action, err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO audit (time, actor, remote, action, target, before, after)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		ms(s.now()), actor.Name, actor.Remote, action, target, b, a); err != nil {
+	id, prev, err := nextAuditLink(ctx, tx)
+	if err != nil {
+		return fmt.Errorf("audit %s: %w", action, err)
+	}
+	r := auditRow{id: id, time: ms(s.now()), actor: actor.Name, remote: actor.Remote,
+		action: action, target: target, before: b, after: a}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO audit (id, time, actor, remote, action, target, before, after, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.id, r.time, r.actor, r.remote, r.action, r.target, r.before, r.after, prev, auditHash(r, prev)); err != nil {
 		return fmt.Errorf("audit %s: %w", action, err)
 	}
 	return nil
@@ -92,7 +102,7 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, err
 	if f.BeforeID > 0 {
 		add("id < ?", f.BeforeID)
 	}
-	q := `SELECT id, time, actor, remote, action, target, before, after FROM audit`
+	q := `SELECT id, time, actor, remote, action, target, before, after, prev_hash, hash FROM audit`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -107,11 +117,12 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, err
 	for rows.Next() {
 		var e AuditEntry
 		var t int64
-		var b, a sql.NullString
-		if err := rows.Scan(&e.ID, &t, &e.Actor, &e.Remote, &e.Action, &e.Target, &b, &a); err != nil {
+		var b, a, ph, h sql.NullString
+		if err := rows.Scan(&e.ID, &t, &e.Actor, &e.Remote, &e.Action, &e.Target, &b, &a, &ph, &h); err != nil {
 			return nil, fmt.Errorf("list audit: %w", err)
 		}
 		e.Time = fromMS(t)
+		e.PrevHash, e.Hash = ph.String, h.String
 		if b.Valid {
 			e.Before = json.RawMessage(b.String)
 		}

@@ -385,6 +385,50 @@ CREATE TABLE endpoint_batches (
 	applied_at  INTEGER NOT NULL,
 	PRIMARY KEY (endpoint_id, batch_id)
 );`,
+	// 7: tamper-evident audit log (auditchain.go): each entry carries the
+	// previous entry's hash and its own. backfillAuditChain then fills
+	// both for existing entries in this same transaction.
+	`ALTER TABLE audit ADD COLUMN prev_hash TEXT;
+ALTER TABLE audit ADD COLUMN hash TEXT;`,
+	// 8: active-response decisions and CrowdSec-compatible bouncers
+	// (decisions.go). rev and revoked_rev come from one counter that only
+	// grows, so a bouncer's stream cursor never misses a change committed
+	// while it was reading; endpoints is a JSON array, NULL for fleet-wide.
+	`CREATE TABLE decisions (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	type        TEXT    NOT NULL,
+	scope       TEXT    NOT NULL CHECK (scope IN ('ip', 'range')),
+	value       TEXT    NOT NULL,
+	endpoints   TEXT,
+	reason      TEXT    NOT NULL DEFAULT '',
+	origin      TEXT    NOT NULL,
+	origin_ref  TEXT    NOT NULL DEFAULT '',
+	created_by  TEXT    NOT NULL,
+	created_at  INTEGER NOT NULL,
+	until       INTEGER NOT NULL,
+	revoked_at  INTEGER,
+	revoked_by  TEXT    NOT NULL DEFAULT '',
+	rev         INTEGER NOT NULL,
+	revoked_rev INTEGER
+);
+CREATE INDEX decisions_active ON decisions (until) WHERE revoked_at IS NULL;
+CREATE INDEX decisions_rev ON decisions (rev);
+CREATE INDEX decisions_revoked_rev ON decisions (revoked_rev) WHERE revoked_rev IS NOT NULL;
+CREATE TABLE bouncers (
+	id           INTEGER PRIMARY KEY AUTOINCREMENT,
+	name         TEXT    NOT NULL COLLATE NOCASE,
+	key_hash     TEXT    NOT NULL UNIQUE,
+	key_prefix   TEXT    NOT NULL,
+	endpoint_id  TEXT    NOT NULL DEFAULT '',
+	created_by   TEXT    NOT NULL,
+	created_at   INTEGER NOT NULL,
+	expires_at   INTEGER,
+	revoked_at   INTEGER,
+	last_pull_at INTEGER,
+	last_pull_ip TEXT    NOT NULL DEFAULT '',
+	cursor       INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX bouncers_name ON bouncers (name) WHERE revoked_at IS NULL;`,
 }
 
 // migrate applies pending migrations, each in its own immediate
@@ -413,6 +457,9 @@ func (s *Store) migrate(ctx context.Context) error {
 				return nil
 			}
 			if _, err := tx.ExecContext(ctx, m); err != nil {
+				return fmt.Errorf("apply migration %d: %w", version, err)
+			}
+			if err := afterMigration(ctx, tx, version); err != nil {
 				return fmt.Errorf("apply migration %d: %w", version, err)
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version, applied_at) VALUES (?, ?)`,

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nocsoc/nocsoc/internal/auth"
+	"github.com/nocsoc/nocsoc/internal/decision"
 	"github.com/nocsoc/nocsoc/internal/event"
 	"github.com/nocsoc/nocsoc/internal/eventstore"
 	"github.com/nocsoc/nocsoc/internal/fleet"
@@ -50,6 +51,12 @@ type Options struct {
 	// Fleet serves the agent protocol and the endpoint API; nil disables
 	// them.
 	Fleet *fleet.Service
+	// DecisionClock is the clock of decisions and bouncer keys (expiry);
+	// nil means Now.
+	DecisionClock func() time.Time
+	// DecisionPolicy is the self-lockout guard and range limit; nil means
+	// decision.DefaultPolicy plus the public URL's host.
+	DecisionPolicy *decision.Policy
 }
 
 type server struct {
@@ -65,6 +72,9 @@ type server struct {
 	sink      EventSink
 	normalize func(*event.Event)
 	fleet     *fleet.Service
+	// policy and decisionClock serve decisions.go.
+	policy        decision.Policy
+	decisionClock func() time.Time
 	// keys caches integration keys for the intake endpoints; bufs pools
 	// their request body buffers.
 	keys keyCache
@@ -85,6 +95,12 @@ func New(o Options) http.Handler {
 	s := &server{st: o.Store, noc: o.NOC, resp: o.Response, events: o.Events, log: o.Logger.With("component", "web"), version: o.Version,
 		publicURL: strings.TrimSuffix(o.PublicURL, "/"), now: o.Now, sender: o.Sender, sink: o.Ingest, normalize: o.Normalize, fleet: o.Fleet}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
+	s.decisionClock = o.DecisionClock
+	if o.DecisionPolicy != nil {
+		s.policy = *o.DecisionPolicy
+	} else {
+		s.policy = defaultDecisionPolicy(s.publicURL)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	if o.Metrics != nil {
@@ -204,6 +220,7 @@ func New(o Options) http.Handler {
 	route("GET /api/v1/audit", auth.RoleAdmin, s.listAudit)
 
 	s.registerAgents(mux, route)
+	s.registerDecisions(mux, route)
 
 	// Unknown API paths get a JSON 404; a known path with the wrong method
 	// gets a 405 with the Allow header.

@@ -263,6 +263,7 @@ func (a *App) open(ctx context.Context) error {
 	mux.Handle("/v1/", apiH) // the CrowdSec-compatible bouncer API
 	mux.Handle("/healthz", apiH)
 	mux.Handle("/metrics", apiH)
+	mux.Handle("/debug/pprof/", apiH)
 	mux.Handle("/", console) // the console owns every other path
 	a.handler = mux
 	return nil

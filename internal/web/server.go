@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -109,6 +110,24 @@ func New(o Options) http.Handler {
 			return nil
 		}))
 	}
+	// Go runtime profiles, for admins diagnosing the server under load
+	// (go tool pprof -http : URL/debug/pprof/profile?seconds=30 with an
+	// admin token in the Authorization header).
+	for _, name := range []string{"profile", "heap", "goroutine", "allocs", "block", "mutex", "trace"} {
+		name := name
+		h := http.Handler(pprof.Handler(name))
+		switch name {
+		case "profile":
+			h = http.HandlerFunc(pprof.Profile)
+		case "trace":
+			h = http.HandlerFunc(pprof.Trace)
+		}
+		mux.Handle("GET /debug/pprof/"+name, s.authed(auth.RoleAdmin, func(w http.ResponseWriter, r *http.Request, _ principal) error {
+			h.ServeHTTP(w, r)
+			return nil
+		}))
+	}
+
 	// Push heartbeats authenticate with the token in the URL.
 	mux.HandleFunc("POST /api/v1/push/{token}", s.push)
 	mux.HandleFunc("GET /api/v1/push/{token}", s.push)

@@ -642,3 +642,17 @@ func TestChildProbedBeforeParentIsNotPaged(t *testing.T) {
 		}
 	}
 }
+
+func TestProfilesNeedAdmin(t *testing.T) {
+	h := start(t, "", "")
+	h.doAs("", "GET", "/debug/pprof/heap", "", http.StatusUnauthorized, nil)
+	h.do("POST", "/api/v1/users", `{"name":"olga","role":"operator","password":"operator-password-1"}`, http.StatusCreated, nil)
+	var tok struct {
+		Token string `json:"token"`
+	}
+	h.do("POST", "/api/v1/tokens", `{"name":"olga-cli","user":"olga"}`, http.StatusCreated, &tok)
+	h.doAs("bearer:"+tok.Token, "GET", "/debug/pprof/heap", "", http.StatusForbidden, nil)
+	if b := h.do("GET", "/debug/pprof/heap", "", http.StatusOK, nil); len(b) == 0 {
+		t.Error("empty heap profile")
+	}
+}

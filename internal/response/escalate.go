@@ -172,14 +172,5 @@ func uniq(ss []string) []string {
 }
 
 func (s *Service) policyPointers(ctx context.Context) map[string]*oncall.Policy {
-	out := map[string]*oncall.Policy{}
-	for name, p := range s.dyn.policies {
-		p := p
-		out[name] = &p
-	}
-	for name, p := range s.rules.policies {
-		p := p
-		out[name] = &p
-	}
-	return out
+	return s.idx.policies
 }

@@ -80,8 +80,17 @@ type Service struct {
 	// dyn caches what was created through the API (channels, policies,
 	// schedules, runbooks), reloaded by ReloadDynamic after each change.
 	dyn dynamic
+	idx indexes
 	// feed tells subscribers about committed intake batches (subscribe.go).
 	feed commitFeed
+}
+
+// indexes are lookups derived from rules and dyn (see reindexLocked);
+// callers must not modify what they point to.
+type indexes struct {
+	schedules map[string]*oncall.Schedule
+	policies  map[string]*oncall.Policy
+	runbooks  []runbook.Runbook
 }
 
 type dynamic struct {
@@ -179,6 +188,7 @@ func (s *Service) ReloadDynamic(ctx context.Context) error {
 	d.schedules, d.runbooks = scs, rbs
 	s.mu.Lock()
 	s.dyn = d
+	s.reindexLocked()
 	s.mu.Unlock()
 	return nil
 }
@@ -248,6 +258,7 @@ func (s *Service) SetRules(r Rules) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rules = cr
+	s.reindexLocked()
 	// Re-index the firing alerts into the new inhibitor.
 	for _, la := range s.firing {
 		inh.Fire(alert.Alert{Fingerprint: la.Fingerprint, Labels: la.Labels, Status: alert.StatusFiring})
@@ -338,18 +349,7 @@ func (s *Service) channel(ctx context.Context, name string) (notify.Channel, boo
 
 // schedules returns every schedule by name.
 func (s *Service) schedules(ctx context.Context) map[string]*oncall.Schedule {
-	out := map[string]*oncall.Schedule{}
-	for i := range s.rules.schedules {
-		sc := s.rules.schedules[i]
-		out[sc.Name] = &sc
-	}
-	for i := range s.dyn.schedules {
-		sc := s.dyn.schedules[i]
-		if _, dup := out[sc.Name]; !dup {
-			out[sc.Name] = &sc
-		}
-	}
-	return out
+	return s.idx.schedules
 }
 
 // Schedules lists provisioned and stored schedules.
@@ -430,17 +430,44 @@ func (s *Service) HasSchedule(ctx context.Context, name string) bool {
 
 // Runbooks returns the provisioned runbooks plus the stored ones.
 func (s *Service) runbooks(ctx context.Context) []runbook.Runbook {
-	out := append([]runbook.Runbook{}, s.rules.runbooks...)
+	return s.idx.runbooks
+}
+
+// reindexLocked rebuilds the lookups that paging and incident creation use
+// on every call, from the provisioned rules and the API-managed items:
+// they change only on reload or an API change, not per alert. s.mu is held.
+func (s *Service) reindexLocked() {
+	scheds := map[string]*oncall.Schedule{}
+	for i := range s.rules.schedules {
+		sc := s.rules.schedules[i]
+		scheds[sc.Name] = &sc
+	}
+	for i := range s.dyn.schedules {
+		sc := s.dyn.schedules[i]
+		if _, dup := scheds[sc.Name]; !dup {
+			scheds[sc.Name] = &sc
+		}
+	}
+	pols := map[string]*oncall.Policy{}
+	for name, p := range s.dyn.policies {
+		p := p
+		pols[name] = &p
+	}
+	for name, p := range s.rules.policies {
+		p := p
+		pols[name] = &p
+	}
+	rbs := append([]runbook.Runbook{}, s.rules.runbooks...)
 	seen := map[string]bool{}
-	for _, r := range out {
+	for _, r := range rbs {
 		seen[r.Name] = true
 	}
 	for _, r := range s.dyn.runbooks {
 		if !seen[r.Name] {
-			out = append(out, r)
+			rbs = append(rbs, r)
 		}
 	}
-	return out
+	s.idx = indexes{schedules: scheds, policies: pols, runbooks: rbs}
 }
 
 func (s *Service) incidentURL(id int64) string {

@@ -69,6 +69,16 @@ type Batch struct {
 	SentAt    time.Time  `json:"sent_at"`
 	Metrics   []Sample   `json:"metrics,omitempty"`
 	Inventory *Inventory `json:"inventory,omitempty"`
+	// Updates is the pending package updates (updates.go).
+	Updates *Updates `json:"updates,omitempty"`
+	// Backups are runs of `nocsoc agent run --job` (backup.go).
+	Backups []BackupRun `json:"backups,omitempty"`
+	// Files are file integrity states of watched files (fim.go).
+	Files []FileState `json:"files,omitempty"`
+	// Logs are shipped log lines (logs.go).
+	Logs []LogRecord `json:"logs,omitempty"`
+	// Facts are compliance facts (facts.go).
+	Facts *Facts `json:"facts,omitempty"`
 }
 
 // BatchResponse answers a batch: StatusApplied or StatusDuplicate.

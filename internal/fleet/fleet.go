@@ -318,6 +318,9 @@ func (s *Service) ApplyBatch(ctx context.Context, e store.Endpoint, b agentproto
 			}
 		}
 	}
+	if err := s.applyExtensions(ctx, e, b); err != nil {
+		return false, err
+	}
 	dup, err := s.o.Store.RecordBatch(ctx, e.ID, store.AppliedBatch{BatchID: b.BatchID, Seq: int64(b.Seq), Samples: int64(len(rows)),
 		Inventory: invJSON, At: s.o.Now().UTC()})
 	return dup, err

@@ -429,6 +429,16 @@ CREATE TABLE bouncers (
 	cursor       INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX bouncers_name ON bouncers (name) WHERE revoked_at IS NULL;`,
+	// 9: agent jobs, pending updates, software lists (jobs.go).
+	jobsSchema,
+	// 10: backups, mail posture, file integrity (backups.go).
+	backupsSchema,
+	// 11: compliance policies, results, exceptions (compliance.go).
+	complianceSchema,
+	// 12: automatic response and approvals (response.go).
+	responseSchema,
+	// 13: endpoint threshold rules and forecasts (thresholds.go).
+	thresholdsSchema,
 }
 
 // migrate applies pending migrations, each in its own immediate

@@ -26,8 +26,11 @@ func (u *UI) routes() {
 	m.Handle("POST /checks/{name}/run", u.authed(auth.RoleOperator, u.runCheck))
 	m.Handle("GET /checks/{name}/edit", u.authed(auth.RoleOperator, u.editCheckPage))
 	m.Handle("POST /checks/{name}/edit", u.authed(auth.RoleOperator, u.editCheck))
-	u.socRoutes(m) // SOC queue and incidents (soc.go)
-	u.opsRoutes(m) // investigate, rules, metrics, on-call, admin (ops_routes.go)
+	u.socRoutes(m)        // SOC queue and incidents (soc.go)
+	u.opsRoutes(m)        // investigate, rules, metrics, on-call, admin (ops_routes.go)
+	u.endpointRoutes(m)   // endpoints, patches, software, jobs, backups (endpoints.go)
+	u.complianceRoutes(m) // compliance (compliance.go)
+	u.responseRoutes(m)   // decisions and approvals (response.go)
 
 	m.Handle("GET /{$}", u.authed(auth.RoleViewer, func(w http.ResponseWriter, r *http.Request) error {
 		http.Redirect(w, r, "/noc", http.StatusSeeOther)

@@ -240,6 +240,11 @@ func New(o Options) http.Handler {
 
 	s.registerAgents(mux, route)
 	s.registerDecisions(mux, route)
+	s.registerJobs(mux, route)       // jobs.go: jobs, updates, software
+	s.registerBackups(mux, route)    // backups.go: backups, mail posture, file integrity
+	s.registerFleetOps(mux, route)   // fleetops.go: threshold rules, forecasts, agent logs
+	s.registerCompliance(mux, route) // compliance.go
+	s.registerResponse(mux, route)   // response.go: automatic response, approvals
 
 	// Unknown API paths get a JSON 404; a known path with the wrong method
 	// gets a 405 with the Allow header.

@@ -1,0 +1,5 @@
+package ui
+
+import "net/http"
+
+func (u *UI) complianceRoutes(m *http.ServeMux) {}

@@ -1,0 +1,5 @@
+package ui
+
+import "net/http"
+
+func (u *UI) responseRoutes(m *http.ServeMux) {}

@@ -55,8 +55,14 @@ type op struct {
 	done chan struct{}
 }
 
+// ErrStopped is returned by Submit once the service's Run has ended
+// (shutdown): nothing will process the operation.
+var ErrStopped = errors.New("incident service is shutting down")
+
 // Submit queues operations and waits until they are committed; the
-// outcomes are in the same order. A full queue blocks (back-pressure).
+// outcomes are in the same order. A full queue blocks (back-pressure);
+// once Run has ended, Submit returns ErrStopped instead of waiting.
+
 func (s *Service) Submit(ctx context.Context, ops ...Op) ([]Outcome, error) {
 	pending := make([]*op, len(ops))
 	for i, o := range ops {
@@ -66,6 +72,8 @@ func (s *Service) Submit(ctx context.Context, ops ...Op) ([]Outcome, error) {
 		case s.queue <- p:
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-s.stopped:
+			return nil, ErrStopped
 		}
 	}
 	out := make([]Outcome, len(ops))
@@ -75,6 +83,13 @@ func (s *Service) Submit(ctx context.Context, ops ...Op) ([]Outcome, error) {
 		case <-p.done:
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-s.stopped:
+			// The loop may have taken p just before it stopped.
+			select {
+			case <-p.done:
+			default:
+				return nil, ErrStopped
+			}
 		}
 		out[i] = p.res
 		if p.err != nil {
@@ -93,7 +108,7 @@ func (s *Service) intakeLoop(ctx context.Context) {
 		batch = batch[:0]
 		select {
 		case <-ctx.Done():
-			s.drain(errors.New("incident service is shutting down"))
+			s.drain(ErrStopped)
 			return
 		case p := <-s.queue:
 			batch = append(batch, p)

@@ -65,6 +65,10 @@ type Service struct {
 	disp      *notify.Dispatcher
 	maxBatch  int
 	queue     chan *op
+	// stopped is closed once the intake loop has ended (Run returned), so
+	// that Submit fails instead of waiting for a loop that is gone.
+	stopped  chan struct{}
+	stopOnce sync.Once
 
 	mu    sync.Mutex
 	rules compiledRules
@@ -136,7 +140,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	s := &Service{
 		st: o.Store, log: o.Logger.With("component", "incident"), now: o.Now,
 		publicURL: o.PublicURL, disp: o.Dispatcher, maxBatch: o.MaxBatch,
-		queue:  make(chan *op, o.QueueSize),
+		queue: make(chan *op, o.QueueSize), stopped: make(chan struct{}),
 		firing: map[string]*liveAlert{}, open: map[int64]*incident.Incident{}, groups: map[string]int64{},
 		firingPer: map[int64]int{},
 	}
@@ -294,6 +298,12 @@ func (s *Service) ReloadSilences(ctx context.Context) error {
 
 // Run processes intake and escalations until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
+	defer func() {
+		// From now on Submit fails fast; an op sent meanwhile is answered
+		// by Submit seeing stopped, and drained so none keeps a slot.
+		s.stopOnce.Do(func() { close(s.stopped) })
+		s.drain(ErrStopped)
+	}()
 	if err := s.ReloadSilences(ctx); err != nil {
 		return err
 	}

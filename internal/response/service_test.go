@@ -2,6 +2,7 @@ package response
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -391,3 +392,42 @@ type tw struct{ t *testing.T }
 
 func (w tw) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
 func testWriter(t *testing.T) io.Writer  { return tw{t} }
+
+// TestSubmitAfterStop: once Run has returned, Submit with a context that
+// is never cancelled (the SOC pipeline drains its queue that way at
+// shutdown) must fail with ErrStopped instead of waiting forever — even
+// when the queue is full.
+func TestSubmitAfterStop(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "state.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	svc, err := New(ctx, Options{Store: st, QueueSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- svc.Run(rctx) }()
+	cancel()
+	<-ran
+	done := make(chan error, 3)
+	for range 3 { // more than the queue holds
+		go func() {
+			_, err := svc.Submit(ctx, Op{Kind: OpFire, Alert: alert.Alert{Title: "late", Severity: "high", Labels: map[string]string{"alertname": "late"}}})
+			done <- err
+		}()
+	}
+	for range 3 {
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrStopped) {
+				t.Fatalf("Submit after stop: got %v, want ErrStopped", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Submit after stop is still waiting after 10s")
+		}
+	}
+}

@@ -27,6 +27,14 @@ type AlertSink interface {
 	Fire(ctx context.Context, a alert.Alert) error
 }
 
+// BatchAlertSink is an AlertSink that also takes all of one batch's
+// alerts in one call: the incident workflow then commits them together
+// instead of one commit per match.
+type BatchAlertSink interface {
+	AlertSink
+	FireAll(ctx context.Context, as []alert.Alert) error
+}
+
 // Options configures a Detector.
 type Options struct {
 	Engine *sigma.Engine
@@ -178,6 +186,8 @@ func (d *Detector) eventIDs(m sigma.Match) []uint64 {
 }
 
 func (d *Detector) raise(ctx context.Context, matches []found, ids [][]uint64) error {
+	batch, _ := d.alerts.(BatchAlertSink)
+	var all []alert.Alert
 	for i, f := range matches {
 		if d.Disabled(f.m.Rule.ID) {
 			continue
@@ -188,8 +198,18 @@ func (d *Detector) raise(ctx context.Context, matches []found, ids [][]uint64) e
 		if d.alerts == nil {
 			continue
 		}
+		if batch != nil {
+			all = append(all, a)
+			continue
+		}
 		if err := d.alerts.Fire(ctx, a); err != nil {
 			d.log.Error("raise detection alert", "rule", f.m.Rule.ID, "err", err)
+			return err
+		}
+	}
+	if len(all) > 0 {
+		if err := batch.FireAll(ctx, all); err != nil {
+			d.log.Error("raise detection alerts", "alerts", len(all), "err", err)
 			return err
 		}
 	}
@@ -277,6 +297,16 @@ func AlertFor(m sigma.Match, ev *event.Event, ids []uint64) alert.Alert {
 	}
 	if r.Description != "" {
 		ann["description"] = r.Description
+	}
+	// The host of the event that made a correlation fire: automatic
+	// response (internal/autoresponse) acts on that endpoint. An
+	// annotation, so it does not split the alert's identity.
+	if ev != nil && labels["host.name"] == "" {
+		if v, ok := ev.Get("host.name"); ok {
+			if s, ok := v.(string); ok && s != "" {
+				ann["host.name"] = s
+			}
+		}
 	}
 	if len(r.References) > 0 {
 		ann["references"] = strings.Join(r.References, " ")

@@ -80,3 +80,51 @@ func TestBruteForceRaisesOneAlertPerSource(t *testing.T) {
 		t.Errorf("hits = %v", d.Hits())
 	}
 }
+
+// batchSink records FireAll calls separately from single fires.
+type batchSink struct {
+	sink
+	calls int
+}
+
+func (s *batchSink) FireAll(ctx context.Context, as []alert.Alert) error {
+	s.mu.Lock()
+	s.calls++
+	s.alerts = append(s.alerts, as...)
+	s.mu.Unlock()
+	return nil
+}
+
+// TestBatchSinkGetsOneCallPerBatch: a sink that takes batches gets every
+// alert of one Process call at once (one commit in the incident workflow),
+// the same alerts a single-alert sink gets one by one.
+func TestBatchSinkGetsOneCallPerBatch(t *testing.T) {
+	rs, errs := LoadRules(nil, rules.Builtin)
+	if len(errs) > 0 {
+		t.Fatalf("built-in rules: %v", errs)
+	}
+	eng, _ := sigma.Compile(rs, sigma.DefaultPipeline())
+	eng2, _ := sigma.Compile(rs, sigma.DefaultPipeline())
+	t0 := time.Date(2026, 5, 1, 3, 0, 0, 0, time.UTC)
+	var evs []event.Event
+	for i := range 30 {
+		for j, ip := range []string{"203.0.113.7", "198.51.100.23", "192.0.2.44"} {
+			evs = append(evs, sshFailure(uint64(i*3+j+1), t0.Add(time.Duration(i)*time.Second), ip, "root"))
+		}
+	}
+	b, one := &batchSink{}, &sink{}
+	if err := New(Options{Engine: eng, Alerts: b}).Process(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := New(Options{Engine: eng2, Alerts: one}).Process(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	if b.calls != 1 || len(b.alerts) == 0 || len(b.alerts) != len(one.alerts) {
+		t.Fatalf("batch sink: %d calls, %d alerts; single sink: %d alerts", b.calls, len(b.alerts), len(one.alerts))
+	}
+	for i := range b.alerts {
+		if b.alerts[i].Fingerprint != one.alerts[i].Fingerprint {
+			t.Fatalf("alert %d differs: %v vs %v", i, b.alerts[i].Labels, one.alerts[i].Labels)
+		}
+	}
+}

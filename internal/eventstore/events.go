@@ -135,6 +135,9 @@ func nullStr(s string) any {
 
 // EventCount is the number of stored events.
 func (s *Store) EventCount(ctx context.Context) (int64, error) {
+	if err := s.syncEvents(ctx); err != nil {
+		return 0, fmt.Errorf("eventstore: event count: %w", err)
+	}
 	var n int64
 	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("eventstore: event count: %w", err)
@@ -316,6 +319,9 @@ func (s *Store) SearchEvents(ctx context.Context, q EventQuery) ([]event.Event, 
 }
 
 func (s *Store) queryEvents(ctx context.Context, q string, args ...any) ([]event.Event, error) {
+	if err := s.syncEvents(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package eventstore
 import (
 	"context"
 	"crypto/md5"
+	"database/sql"
 	"database/sql/driver"
 	"encoding/binary"
 	"encoding/json"
@@ -14,8 +15,6 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
-
-	"github.com/duckdb/duckdb-go/v2"
 
 	"github.com/nocsoc/nocsoc/internal/check"
 	"github.com/nocsoc/nocsoc/internal/event"
@@ -51,16 +50,26 @@ type appendReq struct {
 
 // eventWriter is the events side of Store's write path. Concurrent
 // AppendEvents callers convert their rows in parallel, queue them here, and
-// whichever holds Store.wmu next writes every queued call in one appender
-// flush and one commit (group commit): the per-commit cost (WAL sync, row
-// group bookkeeping) is shared, and each caller still returns only after
-// its own rows are committed.
+// whichever holds commitMu next writes every queued call as one journal
+// record with one fsync (group commit): each caller returns once its own
+// rows are durable. The loader (events_load.go) then moves them into
+// DuckDB in large chunks.
 type eventWriter struct {
 	mu      sync.Mutex
 	pending []*appendReq
-	// loaded and nextID are guarded by Store.wmu.
-	loaded bool
-	nextID uint64
+
+	// commitMu serialises journal commits and the loader's segment switch;
+	// nextID and jn are guarded by it.
+	commitMu sync.Mutex
+	nextID   uint64
+	jn       journal
+
+	lmu sync.Mutex
+	ld  loadState // guarded by lmu
+
+	lconn      *sql.Conn // the loader's connection
+	kick, stop chan struct{}
+	loaderDone chan struct{}
 }
 
 // rowBuilder converts events to appender rows. It keeps its scratch
@@ -356,15 +365,15 @@ func (s *Store) AppendEvents(ctx context.Context, evs []event.Event) ([]uint64, 
 	s.ev.pending = append(s.ev.pending, req)
 	s.ev.mu.Unlock()
 
-	s.wmu.Lock()
+	s.ev.commitMu.Lock()
 	if !req.done {
 		s.ev.mu.Lock()
 		group := s.ev.pending
 		s.ev.pending = nil
 		s.ev.mu.Unlock()
-		s.writeEventGroup(ctx, group)
+		s.commitEventGroup(group)
 	}
-	s.wmu.Unlock()
+	s.ev.commitMu.Unlock()
 	if req.err != nil {
 		return nil, fmt.Errorf("eventstore: append events: %w", req.err)
 	}
@@ -372,93 +381,73 @@ func (s *Store) AppendEvents(ctx context.Context, evs []event.Event) ([]uint64, 
 		evs[i].ID = req.ids[i]
 	}
 	s.span.extend(minT, maxT)
+	// Back-pressure: while the loader is behind by more than MaxPending
+	// rows, callers wait (these rows are durable already).
+	if s.pendingRows() > s.o.MaxPending {
+		_ = s.waitLoaded(ctx, s.o.MaxPending) // pacing only: the rows are durable
+	}
 	return req.ids, nil
 }
 
-// writeEventGroup commits the queued calls of group, together when it can;
-// the caller holds wmu. When a shared commit fails, each call is retried on
-// its own so that one call's failure is not every call's. ctx is the
-// leader's: a cancelled leader fails the shared commit, and the retries
-// then run with a context that is not cancelled for the others' sake.
-func (s *Store) writeEventGroup(ctx context.Context, group []*appendReq) {
+// commitEventGroup writes the queued calls of group as one journal record
+// with consecutive ids; the caller holds commitMu.
+func (s *Store) commitEventGroup(group []*appendReq) {
 	defer func() {
 		for _, r := range group {
 			r.done = true
 		}
 	}()
-	if err := s.loadNextID(ctx); err != nil {
+	if s.ev.stop == nil || isClosed(s.ev.stop) {
 		for _, r := range group {
-			r.err = err
+			r.err = ErrClosed
 		}
 		return
 	}
 	start := time.Now()
-	if err := s.writeEvents(ctx, group); err == nil || len(group) == 1 {
-		if err != nil {
-			group[0].err = err
-			return
-		}
+	next := s.ev.nextID
+	var all [][]driver.Value
+	if len(group) == 1 {
+		all = group[0].rows
+	} else {
 		n := 0
 		for _, r := range group {
 			n += len(r.rows)
 		}
-		if s.o.OnWrite != nil {
-			s.o.OnWrite(n, time.Since(start))
+		all = make([][]driver.Value, 0, n)
+	}
+	id := next
+	for _, r := range group {
+		r.ids = make([]uint64, len(r.rows))
+		for i, row := range r.rows {
+			row[colID] = id
+			r.ids[i] = id
+			id++
+		}
+		if len(group) > 1 {
+			all = append(all, r.rows...)
+		}
+	}
+	if err := s.ev.jn.commit(all); err != nil {
+		// Nothing of the group is acknowledged; the ids are not reused, so
+		// a partly written record that a restart replays cannot collide.
+		s.ev.nextID = id
+		for _, r := range group {
+			r.err, r.ids = err, nil
 		}
 		return
 	}
-	for _, r := range group {
-		start := time.Now()
-		if err := s.writeEvents(context.WithoutCancel(ctx), []*appendReq{r}); err != nil {
-			r.err = err
-			continue
-		}
-		if s.o.OnWrite != nil {
-			s.o.OnWrite(len(r.rows), time.Since(start))
-		}
+	s.ev.nextID = id
+	s.committed(all, id-1)
+	if s.o.OnWrite != nil {
+		s.o.OnWrite(len(all), time.Since(start))
 	}
 }
 
-// writeEvents appends the rows of reqs, in order, with consecutive ids, in
-// one transaction, and sets each call's ids once committed.
-func (s *Store) writeEvents(ctx context.Context, reqs []*appendReq) error {
-	next := s.ev.nextID
-	err := withAppender(ctx, s.wconn, "events", func(a *duckdb.Appender) error {
-		id := next
-		for _, r := range reqs {
-			for i, row := range r.rows {
-				row[colID] = id
-				if err := a.AppendRow(row...); err != nil {
-					return fmt.Errorf("events[%d]: %w", i, err)
-				}
-				id++
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
-	for _, r := range reqs {
-		r.ids = make([]uint64, len(r.rows))
-		for i := range r.ids {
-			r.ids[i] = next
-			next++
-		}
-	}
-	s.ev.nextID = next
-	return nil
-}
-
-// loadNextID reads the largest id once; the caller holds wmu.
-func (s *Store) loadNextID(ctx context.Context) error {
-	if s.ev.loaded {
-		return nil
-	}
-	var maxID uint64
-	if err := s.wconn.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM events`).Scan(&maxID); err != nil {
-		return fmt.Errorf("read last event id: %w", err)
-	}
-	s.ev.nextID, s.ev.loaded = maxID+1, true
-	return nil
 }

@@ -40,6 +40,9 @@ type RetentionPlan struct {
 // plan slightly fewer rows than the excess.
 func (s *Store) PlanRetention(ctx context.Context, r Retention, now time.Time) (RetentionPlan, error) {
 	var p RetentionPlan
+	if err := s.syncEvents(ctx); err != nil {
+		return p, fmt.Errorf("eventstore: plan retention: %w", err)
+	}
 	if r.MaxAge < 0 {
 		return p, fmt.Errorf("eventstore: plan retention: %w", &check.FieldError{Field: "max_age", Reason: "must not be negative"})
 	}
@@ -118,6 +121,9 @@ func (s *Store) PlanRetention(ctx context.Context, r Retention, now time.Time) (
 func (s *Store) ApplyRetention(ctx context.Context, p RetentionPlan) (int64, error) {
 	if p.DeleteBefore.IsZero() {
 		return 0, nil
+	}
+	if err := s.syncEvents(ctx); err != nil {
+		return 0, fmt.Errorf("eventstore: apply retention: %w", err)
 	}
 	s.log.Info("deleting events by retention policy", "before", p.DeleteBefore, "up_to_id", p.UpToID,
 		"planned_rows", p.Rows, "estimated_bytes", p.Bytes, "reason", p.Reason)

@@ -128,6 +128,10 @@ type tsSpan struct {
 	loaded   bool
 	nonEmpty bool
 	min, max time.Time
+	// Before the first get, extend gathers here what it is told (rows
+	// acknowledged may not be in the table yet when get reads it).
+	early              bool
+	earlyMin, earlyMax time.Time
 }
 
 // get returns the span, reading it from db the first time. It holds mu
@@ -142,6 +146,9 @@ func (sp *tsSpan) get(ctx context.Context, db *sql.DB) (lo, hi time.Time, ok boo
 		}
 		sp.loaded, sp.nonEmpty = true, mn.Valid
 		sp.min, sp.max = mn.Time.UTC(), mx.Time.UTC()
+		if sp.early {
+			sp.widen(sp.earlyMin, sp.earlyMax)
+		}
 	}
 	return sp.min, sp.max, sp.nonEmpty, nil
 }
@@ -151,8 +158,19 @@ func (sp *tsSpan) extend(lo, hi time.Time) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	if !sp.loaded {
-		return // the first get reads the table, these rows included
+		if !sp.early || lo.Before(sp.earlyMin) {
+			sp.earlyMin = lo
+		}
+		if !sp.early || hi.After(sp.earlyMax) {
+			sp.earlyMax = hi
+		}
+		sp.early = true
+		return
 	}
+	sp.widen(lo, hi)
+}
+
+func (sp *tsSpan) widen(lo, hi time.Time) {
 	if !sp.nonEmpty || lo.Before(sp.min) {
 		sp.min = lo
 	}
@@ -175,6 +193,9 @@ func (sp *tsSpan) extend(lo, hi time.Time) {
 // its to and its cursor's time.
 func (s *Store) newestFirst(ctx context.Context, where string, args []any, from, upper time.Time, limit int) ([]event.Event, error) {
 	const order = " ORDER BY ts DESC, id DESC LIMIT ?"
+	if err := s.syncEvents(ctx); err != nil {
+		return nil, err
+	}
 	oldest, newest, ok, err := s.span.get(ctx, s.db)
 	if err != nil {
 		return nil, err

@@ -47,6 +47,9 @@ const MaxBuckets = 100000
 // values overall, a bucket per (interval, value) that has events, ordered by
 // time then value. Intervals are aligned to the Unix epoch.
 func (s *Store) EventStats(ctx context.Context, q StatsQuery) ([]Bucket, error) {
+	if err := s.syncEvents(ctx); err != nil {
+		return nil, fmt.Errorf("eventstore: event stats: %w", err)
+	}
 	if q.By == "" && q.Interval <= 0 {
 		return nil, fmt.Errorf("eventstore: event stats: %w", &check.FieldError{Field: "by", Reason: "by or interval is required"})
 	}
@@ -173,6 +176,9 @@ var csvColumns = []string{"id", "@timestamp", "received", "host.name", "input", 
 // row by row. q.Limit 0 exports every match. It returns the number of events
 // written; on error, what was written so far is a valid prefix line-wise.
 func (s *Store) ExportEvents(ctx context.Context, q EventQuery, w io.Writer, format string) (int64, error) {
+	if err := s.syncEvents(ctx); err != nil {
+		return 0, fmt.Errorf("eventstore: export events: %w", err)
+	}
 	if format != FormatNDJSON && format != FormatCSV {
 		return 0, fmt.Errorf("eventstore: export events: %w", &check.FieldError{Field: "format", Reason: fmt.Sprintf("%q is not ndjson or csv", format)})
 	}

@@ -95,6 +95,17 @@ type Options struct {
 	// count and write latency (for metrics). It runs on the writer goroutine
 	// and must be quick.
 	OnWrite func(rows int, d time.Duration)
+	// LoadRows is how many journaled events the loader gathers before it
+	// moves them into DuckDB (default DefaultLoadRows); LoadEvery bounds
+	// how long a smaller number waits (default DefaultLoadEvery).
+	// MaxPending bounds the events acknowledged but not yet loaded
+	// (default 1.5 × LoadRows): beyond it AppendEvents waits for the loader.
+	LoadRows   int
+	LoadEvery  time.Duration
+	MaxPending int
+	// OnLoad, if set, is called after each load with its row count and
+	// duration (for metrics).
+	OnLoad func(rows int, d time.Duration)
 	// Now is the clock used to clip the open end of Uptime and StateChanges;
 	// nil means time.Now. Tests inject a fixed clock.
 	Now func() time.Time
@@ -139,6 +150,18 @@ func (o *Options) normalize() error {
 	}
 	if o.QueueSize < 0 {
 		return fmt.Errorf("QueueSize: must not be negative (got %d)", o.QueueSize)
+	}
+	if o.LoadRows == 0 {
+		o.LoadRows = DefaultLoadRows
+	}
+	if o.LoadEvery == 0 {
+		o.LoadEvery = DefaultLoadEvery
+	}
+	if o.MaxPending == 0 {
+		o.MaxPending = o.LoadRows + o.LoadRows/2
+	}
+	if o.LoadRows < 0 || o.LoadEvery < 0 || o.MaxPending < 0 {
+		return fmt.Errorf("LoadRows, LoadEvery, MaxPending: must not be negative")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -222,6 +245,11 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("eventstore: open: writer connection: %w", err)
 	}
+	if err := s.openJournal(ctx); err != nil {
+		s.wconn.Close()
+		db.Close()
+		return nil, fmt.Errorf("eventstore: open: %w", err)
+	}
 	go s.run()
 	return s, nil
 }
@@ -239,7 +267,7 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	s.wake()
 	<-s.writerDone
-	err := errors.Join(s.wconn.Close(), s.db.Close())
+	err := errors.Join(s.closeJournal(), s.wconn.Close(), s.db.Close())
 	if err != nil {
 		return fmt.Errorf("eventstore: close: %w", err)
 	}

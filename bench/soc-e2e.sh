@@ -111,7 +111,7 @@ out=$(gen --rate "$HALF_RATE" --duration "$DURATION" --seed 2 --mark-every "$MAR
 e1=$(events_total); t1=$(now_s)
 echo "loadgen: $out"
 echo "server: events_per_s_incl_drain=$(awk -v e=$((e1 - e0)) -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", e/(b-a)}') vmhwm_mb=$(($(status_kb "$SPID" VmHWM) / 1024)) load1=$(cut -d' ' -f1 /proc/loadavg)"
-curl -fsS -H "Authorization: Bearer $TOKEN" "$BASE/metrics" | grep -E '^nocsoc_(ingest_events_total|ingest_errors_total|eventstore_queue_depth)' || true
+curl -fsS -H "Authorization: Bearer $TOKEN" "$BASE/metrics" | grep -E '^nocsoc_(ingest_events_total|ingest_errors_total|eventstore_queue_depth|eventstore_unloaded_events)' || true
 
 kill "$SPID" 2>/dev/null || true
 wait "$SPID" 2>/dev/null || true

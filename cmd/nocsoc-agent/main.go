@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -17,6 +18,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := agent.Command(ctx, os.Args[1:], os.Stderr); err != nil {
+		// `run --job` exits with the wrapped command's status.
+		var ee *agent.ExitError
+		if errors.As(err, &ee) {
+			stop()
+			os.Exit(ee.Code)
+		}
 		fmt.Fprintf(os.Stderr, "nocsoc-agent: %v\n", err)
 		stop()
 		os.Exit(1)

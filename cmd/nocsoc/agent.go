@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"os/signal"
@@ -15,5 +16,12 @@ import (
 func agentCmd(args []string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return agent.Command(ctx, args, stderr)
+	err := agent.Command(ctx, args, stderr)
+	// `agent run --job` exits with the wrapped command's status.
+	var ee *agent.ExitError
+	if errors.As(err, &ee) {
+		stop()
+		os.Exit(ee.Code)
+	}
+	return err
 }

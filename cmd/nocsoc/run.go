@@ -31,7 +31,7 @@ Usage:
   nocsoc check run --config FILE NAME
   nocsoc token create --data DIR --user NAME [--name LABEL] [--expires DURATION]
   nocsoc user create --data DIR --name NAME --role admin|operator|viewer   (password from NOCSOC_PASSWORD)
-  nocsoc loadgen targets|checks-config|probes|blackbox|alerts|receiver …   (benchmarks; see 'nocsoc loadgen help')
+  nocsoc loadgen targets|checks-config|probes|blackbox|alerts|receiver|syslog|agents …   (benchmarks; see 'nocsoc loadgen help')
   nocsoc incident list|show ID|ack ID|resolve ID [--server URL] [--token T]   (NOCSOC_SERVER, NOCSOC_TOKEN)
   nocsoc agent --server URL [--enroll-token TOKEN] [--state DIR] [--interval 30s]   (endpoint agent; see docs/agent.md)
   nocsoc rules check PATH…

@@ -25,6 +25,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shirou/gopsutil/v4/host"
@@ -63,9 +64,38 @@ type Options struct {
 	// batches and 256 MiB.
 	BufferBatches int
 	BufferBytes   int64
+	// FIMPaths are the files and glob patterns watched by file integrity
+	// monitoring; nil means DefaultFIMPaths. FIMInterval is how often they
+	// are hashed: 0 means every Interval, negative turns monitoring off
+	// (backup_ops.go, fim.go).
+	FIMPaths    []string
+	FIMInterval time.Duration
+	// UpdatesInterval between pending-updates collections (apt/dnf);
+	// default 1h, negative disables them (jobs.go, updates.go).
+	UpdatesInterval time.Duration
+	// JobWait is how long each job poll may wait on the server; default
+	// agentproto.DefaultJobWait.
+	JobWait time.Duration
+	// AllowShell lets "shell" jobs run (the server must allow them for
+	// the endpoint too).
+	AllowShell bool
+	// ActiveResponse lets the active-response actions (firewall.*, user.*,
+	// process.kill) run; without it the agent refuses them, so a host's
+	// firewall and accounts change only where an operator opted in.
+	ActiveResponse bool
 	// Root prefixes the files read for inventory (tests).
-	Root   string
-	Logger *slog.Logger
+	Root string
+	// Log shipping (logship.go): LogFiles are glob patterns of files to
+	// tail; Journal ships journald entries through JournalBin (default
+	// journalctl); LogsFromStart reads the files found at the very first
+	// start from their beginning; LogPoll is how often files are read
+	// (default 1s).
+	LogFiles      []string
+	Journal       bool
+	JournalBin    string
+	LogsFromStart bool
+	LogPoll       time.Duration
+	Logger        *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -110,6 +140,13 @@ func (o *Options) normalize() error {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.UpdatesInterval == 0 {
+		o.UpdatesInterval = time.Hour
+	}
+	if o.JobWait <= 0 {
+		o.JobWait = agentproto.DefaultJobWait
+	}
+	o.JobWait = min(o.JobWait, agentproto.MaxJobWait)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -132,11 +169,22 @@ type Agent struct {
 	buf    *Buffer
 	col    *Collector
 	seq    uint64
+	// seqMu guards seq: the log shipper allocates sequence numbers too.
+	seqMu sync.Mutex
 	// invHash is the hash of the last inventory queued; invAt when it was
 	// collected.
 	invHash string
 	invAt   time.Time
 	reboots float64
+	// jr runs jobs (jobs.go); upd remembers the last updates report
+	// (updates.go).
+	jr  *jobRunner
+	upd updatesState
+	// ops holds backup spool, file integrity and mail queue state
+	// (backup_ops.go).
+	ops opsState
+	// facts collects compliance facts in the background (facts.go).
+	facts factsState
 }
 
 // Run enrolls if needed and reports until ctx ends. It returns nil when ctx
@@ -166,6 +214,9 @@ func New(o Options) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	a := &Agent{o: o, log: o.Logger.With("component", "agent"), client: client, buf: buf, col: &Collector{Root: o.Root, Log: o.Logger}}
+	if a.jr, err = newJobRunner(a); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
 	if raw, err := os.ReadFile(a.statePath("seq")); err == nil {
 		a.seq, _ = strconv.ParseUint(strings.TrimSpace(string(raw)), 10, 64)
 	}
@@ -229,8 +280,24 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("agent running", "agent_id", a.cred.AgentID, "server", a.o.Server, "interval", a.o.Interval, "buffered", a.buf.Len())
 	a.initReboots(ctx)
+	stopLogs, err := a.startLogs(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopLogs()
 	// Prime the CPU and network counters so the first sample has rates.
 	a.col.Metrics(ctx, a.o.Now())
+	// Jobs arrive by long poll, apart from the reporting cycle.
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		a.jr.loop(pollCtx)
+	}()
+	defer func() {
+		stopPoll()
+		<-polled
+	}()
 	tick := time.NewTicker(a.o.Interval)
 	defer tick.Stop()
 	for {
@@ -241,6 +308,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
+		case <-a.jr.kick: // a job asked for a fresh inventory
 		}
 	}
 }
@@ -310,12 +378,14 @@ func (a *Agent) initReboots(ctx context.Context) {
 // heartbeat, then replay the buffer oldest first.
 func (a *Agent) cycle(ctx context.Context) error {
 	now := a.o.Now().UTC()
-	b := agentproto.Batch{AgentID: a.cred.AgentID, Seq: a.seq + 1, SentAt: now}
+	b := agentproto.Batch{AgentID: a.cred.AgentID, SentAt: now}
 	b.BatchID = newUUID()
 	b.Metrics = a.col.Metrics(ctx, now)
 	b.Metrics = append(b.Metrics, agentproto.Sample{Time: now, Name: "host.reboots_total", Value: a.reboots},
 		agentproto.Sample{Time: now, Name: "agent.buffer_dropped_total", Value: float64(a.buf.Dropped())})
-	if a.invAt.IsZero() || now.Sub(a.invAt) >= a.o.InventoryInterval {
+	force := a.jr.collect.Swap(false)
+	b.Updates = a.collectUpdates(ctx, now, force)
+	if force || a.invAt.IsZero() || now.Sub(a.invAt) >= a.o.InventoryInterval {
 		inv, err := a.col.Inventory(ctx, now)
 		if err != nil {
 			a.log.Warn("inventory incomplete", "err", err)
@@ -325,15 +395,25 @@ func (a *Agent) cycle(ctx context.Context) error {
 			a.invHash = h
 			b.Inventory = &inv
 		}
+		// Compliance facts are collected at every inventory round, in the
+		// background: some commands take minutes (facts.go).
+		a.startFacts(ctx, now)
 	}
+	b.Facts = a.takeFacts()
+	// Backup runs, file integrity, mail queue (backup_ops.go).
+	commitOps := a.collectOps(ctx, now, &b)
+	a.seqMu.Lock()
+	b.Seq = a.seq + 1
 	if err := a.buf.Put(b); err != nil {
 		a.log.Error("buffer batch", "err", err)
 	} else {
+		commitOps()
 		a.seq = b.Seq
 		if err := writeFileAtomic(a.statePath("seq"), []byte(strconv.FormatUint(a.seq, 10)), 0o600); err != nil {
 			a.log.Error("save seq", "err", err)
 		}
 	}
+	a.seqMu.Unlock()
 	hb := agentproto.Heartbeat{AgentID: a.cred.AgentID, SentAt: now, IntervalMS: a.o.Interval.Milliseconds(),
 		Buffered: a.buf.Len(), Dropped: a.buf.Dropped()}
 	hb.Hostname, _ = os.Hostname()
@@ -346,7 +426,13 @@ func (a *Agent) cycle(ctx context.Context) error {
 		}
 		return nil
 	}
-	return a.replay(ctx)
+	if err := a.replay(ctx); err != nil {
+		return err
+	}
+	// Job results kept through an outage go out as soon as the server
+	// answers, not at the job poll's next backoff step.
+	a.jr.sendResults(ctx)
+	return nil
 }
 
 // replay sends buffered batches oldest first until the buffer is empty or

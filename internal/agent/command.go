@@ -16,6 +16,10 @@ import (
 // or subcommand name). Both `nocsoc agent` and the standalone nocsoc-agent
 // binary use it.
 func Command(ctx context.Context, args []string, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "run" {
+		// `agent run --job NAME -- COMMAND…` wraps a backup (backup.go).
+		return runJobCommand(ctx, args[1:], os.Stdout, stderr)
+	}
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o Options
@@ -25,13 +29,46 @@ func Command(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&o.StateDir, "state", "/var/lib/nocsoc-agent", "state directory: credential, sequence, disk buffer")
 	fs.DurationVar(&o.Interval, "interval", 30*time.Second, "heartbeat and metrics interval")
 	fs.DurationVar(&o.InventoryInterval, "inventory-interval", 15*time.Minute, "inventory collection interval")
+	fs.DurationVar(&o.UpdatesInterval, "updates-interval", time.Hour, "pending updates collection interval (negative disables)")
+	fs.BoolVar(&o.ActiveResponse, "active-response", false, "run active-response jobs: firewall block/isolate, lock user, kill process (off: they are refused)")
+	fs.BoolVar(&o.AllowShell, "allow-shell", false, "run \"shell\" jobs (an admin must also enable shell for this endpoint on the server)")
 	fs.StringVar(&o.PinSHA256, "pin-sha256", "", "hex SHA-256 of the server's leaf certificate; replaces CA verification")
 	fs.StringVar(&o.CAFile, "ca-file", "", "PEM file of CA certificates to trust instead of the system's")
 	fs.IntVar(&o.BufferBatches, "buffer-batches", 10000, "disk buffer bound in batches (oldest dropped beyond)")
 	fs.Int64Var(&o.BufferBytes, "buffer-bytes", 256<<20, "disk buffer bound in bytes (oldest dropped beyond)")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	fs.Func("logs", "glob of log files to tail and ship, e.g. /var/log/auth.log (repeatable; comma-separated lists too)", func(v string) error {
+		for _, g := range strings.Split(v, ",") {
+			if g = strings.TrimSpace(g); g != "" {
+				o.LogFiles = append(o.LogFiles, g)
+			}
+		}
+		return nil
+	})
+	fs.BoolVar(&o.Journal, "journal", false, "ship journald entries (needs journalctl)")
+	fs.BoolVar(&o.LogsFromStart, "logs-from-start", false, "on the very first start, ship log files from their beginning (default: only new lines)")
+	fs.DurationVar(&o.LogPoll, "logs-poll", DefaultLogPoll, "how often tailed files are read")
+	fs.Func("fim-paths", "comma-separated files and globs watched by file integrity monitoring, or \"none\" (default: "+strings.Join(DefaultFIMPaths, ",")+")", func(v string) error {
+		paths, err := ParseFIMPaths(v)
+		if err != nil {
+			return err
+		}
+		if paths == nil {
+			o.FIMInterval = -1 // "none"
+		}
+		o.FIMPaths = paths
+		return nil
+	})
+	var fimEvery time.Duration
+	fs.DurationVar(&fimEvery, "fim-interval", 0, "how often watched files are hashed (default: every --interval)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fimEvery < 0 {
+		return fmt.Errorf("agent: fim-interval: must not be negative (got %s)", fimEvery)
+	}
+	if o.FIMInterval == 0 {
+		o.FIMInterval = fimEvery
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("agent: unexpected argument %q", fs.Arg(0))

@@ -164,7 +164,8 @@ func TestAgentBinary(t *testing.T) {
 
 	stateDir := t.TempDir()
 	var agentErr syncBuffer
-	cmd := exec.Command(bin, "--server", h.url, "--enroll-token", tok, "--state", stateDir, "--interval", "100ms", "--inventory-interval", "1h")
+	cmd := exec.Command(bin, "--server", h.url, "--enroll-token", tok, "--state", stateDir, "--interval", "100ms", "--inventory-interval", "1h",
+		"--updates-interval", "-1s") // never the real package manager in tests
 	cmd.Stderr = &agentErr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -301,7 +302,7 @@ func TestAgentUnresponsive(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
-			done <- agent.Run(ctx, agent.Options{Server: h.url, EnrollToken: token, StateDir: stateDir, Interval: 50 * time.Millisecond})
+			done <- agent.Run(ctx, agent.Options{Server: h.url, EnrollToken: token, StateDir: stateDir, Interval: 50 * time.Millisecond, UpdatesInterval: -1})
 		}()
 		return func() {
 			cancel()

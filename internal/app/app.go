@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,8 +27,10 @@ import (
 
 	"github.com/nocsoc/nocsoc/internal/alert"
 	"github.com/nocsoc/nocsoc/internal/auth"
+	"github.com/nocsoc/nocsoc/internal/autoresponse"
 	"github.com/nocsoc/nocsoc/internal/check"
 	"github.com/nocsoc/nocsoc/internal/config"
+	"github.com/nocsoc/nocsoc/internal/decision"
 	"github.com/nocsoc/nocsoc/internal/detect"
 	"github.com/nocsoc/nocsoc/internal/eventstore"
 	"github.com/nocsoc/nocsoc/internal/fleet"
@@ -85,6 +89,7 @@ type App struct {
 	noc     *noc.Service
 	fleet   *fleet.Service
 	resp    *response.Service
+	ar      *autoresponse.Service // active response (autoresponse.go helpers at the end)
 	ui      *ui.UI
 	detect  *detect.Detector
 	soc     *soc.Pipeline
@@ -157,6 +162,9 @@ func (a *App) open(ctx context.Context) error {
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "nocsoc_eventstore_queue_depth", Help: "Rows waiting to be written to the event store.",
 	}, func() float64 { return float64(ev.QueueDepth()) }))
+	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "nocsoc_eventstore_unloaded_events", Help: "Events acknowledged (durable in the journal) and not yet loaded into DuckDB.",
+	}, func() float64 { return float64(ev.UnloadedEvents()) }))
 
 	if err := a.bootstrapAdmin(ctx); err != nil {
 		return err
@@ -196,7 +204,7 @@ func (a *App) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.detect = detect.New(detect.Options{Engine: eng, Alerts: responseSink{resp}, Logger: a.log})
+	a.detect = detect.New(detect.Options{Engine: eng, Alerts: autoSink{a: a, next: responseSink{resp}}, Logger: a.log})
 	a.soc = soc.New(ev, a.detect, a.log)
 	a.ingest = ingest.NewManager(ingest.Options{
 		Sink:      a.soc,
@@ -224,7 +232,16 @@ func (a *App) open(ctx context.Context) error {
 		return fmt.Errorf("apply config: %w", err)
 	}
 	a.noc = svc
-	a.fleet = fleet.New(fleet.Options{Store: st, Metrics: ev, Alerts: responseSink{resp}, Events: a.soc, Logger: a.log, CheckEvery: a.opts.AgentCheckEvery})
+	a.fleet = fleet.New(fleet.Options{Store: st, Metrics: ev, Alerts: responseSink{resp}, Events: a.soc, Logger: a.log, CheckEvery: a.opts.AgentCheckEvery, OnJobResult: a.onJobResult,
+		Compliance: fleet.ComplianceOptions{PolicyDir: cfg.Compliance.Policies, NoBuiltin: !cfg.Compliance.BuiltinOn(),
+			ServiceLevel: fleet.ServiceLevelSource(st.IncidentsForMetrics, ev.UptimeAll)}})
+	a.fleet.LoadPolicies(ctx) // refused policies are logged with file:line (compliance)
+	if err := a.applyEndpoints(ctx, cfg); err != nil {
+		return err
+	}
+	// Check alerts on an unresponsive endpoint are its symptoms.
+	svc.SetHostRootCauser(a.fleet)
+	a.fleet.SetRootCauseSink(svc)
 	a.reg.MustRegister(noc.StateCollector{S: svc})
 
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
@@ -238,6 +255,10 @@ func (a *App) open(ctx context.Context) error {
 		publicURL = a.URL()
 	}
 	a.resp.SetPublicURL(publicURL)
+	if err := a.openAutoResponse(cfg, publicURL); err != nil {
+		return err
+	}
+	decisionPolicy := a.ar.Policy()
 	apiH := web.New(web.Options{
 		Store:     st,
 		NOC:       svc,
@@ -251,9 +272,12 @@ func (a *App) open(ctx context.Context) error {
 		Fleet:     a.fleet,
 		PublicURL: publicURL,
 		// Decisions expire on the same injectable clock as incidents.
-		DecisionClock: a.opts.Now,
+		DecisionClock:  a.opts.Now,
+		DecisionPolicy: &decisionPolicy,
+		AutoResponse:   a.ar,
 	})
-	console, err := ui.New(ui.Options{Store: st, NOC: svc, Events: ev, Response: resp, Logger: a.log, Detector: a.detect, Sender: sender, Secure: cfg.Server.TLSCert != "" || strings.HasPrefix(publicURL, "https://")})
+	console, err := ui.New(ui.Options{Store: st, NOC: svc, Events: ev, Response: resp, Logger: a.log, Detector: a.detect, Sender: sender, Secure: cfg.Server.TLSCert != "" || strings.HasPrefix(publicURL, "https://"),
+		Fleet: a.fleet, DecisionClock: a.opts.Now, DecisionPolicy: &decisionPolicy, Responder: a.ar})
 	if err != nil {
 		return fmt.Errorf("web console: %w", err)
 	}
@@ -400,6 +424,10 @@ func (a *App) Reload(ctx context.Context) error {
 		a.log.Error("alerting config reload refused; the previous rules stay in force", "err", err)
 		return err
 	}
+	if err := a.applyEndpoints(ctx, c); err != nil {
+		a.log.Error("endpoints config reload refused", "err", err)
+		return err
+	}
 	eng, err := a.compileRules(c)
 	if err != nil {
 		a.log.Error("detection config reload refused; the previous rules stay in force", "err", err)
@@ -484,6 +512,11 @@ func (a *App) Run(ctx context.Context) error {
 		defer wg.Done()
 		_ = a.fleet.Run(runCtx) // returns only when runCtx ends
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.ar.Run(runCtx) // decisions → agent firewalls; automatic responses
+	}()
 	if a.opts.ConfigPath != "" && a.opts.ConfigPoll >= 0 {
 		poll := a.opts.ConfigPoll
 		if poll == 0 {
@@ -507,6 +540,8 @@ func (a *App) Run(ctx context.Context) error {
 	a.log.Info("shutting down")
 	// Open console event streams would hold Shutdown open.
 	a.ui.Close()
+	// So would agents' long polls for jobs.
+	a.fleet.StopPolls()
 	shutCtx, shutCancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer shutCancel()
 	if err := srv.Shutdown(shutCtx); err != nil {
@@ -610,7 +645,99 @@ func (k responseSink) Fire(ctx context.Context, a alert.Alert) error {
 	return err
 }
 
+// FireAll fires a batch of alerts (one detection batch) in one Submit:
+// one group commit instead of one per alert.
+func (k responseSink) FireAll(ctx context.Context, as []alert.Alert) error {
+	ops := make([]response.Op, len(as))
+	for i, a := range as {
+		a.StartedAt, a.LastSeenAt = time.Time{}, time.Time{}
+		ops[i] = response.Op{Kind: response.OpFire, Alert: a}
+	}
+	_, err := k.r.Submit(ctx, ops...)
+	return err
+}
+
 func (k responseSink) Resolve(ctx context.Context, fp string, at time.Time) error {
 	_, err := k.r.Submit(ctx, response.Op{Kind: response.OpResolve, Fingerprint: fp})
 	return err
+}
+
+// applyEndpoints installs the endpoints section: threshold rules on agent
+// metrics and the storage forecast.
+func (a *App) applyEndpoints(ctx context.Context, c *config.Config) error {
+	rules := make([]fleet.ThresholdRule, len(c.Endpoints.Thresholds))
+	for i, r := range c.Endpoints.Thresholds {
+		rules[i] = fleet.ThresholdRule{Name: r.Name, Metric: r.Metric, Labels: r.Labels, Op: r.Op, Value: r.Value, For: r.For.D(), Severity: r.Severity}
+	}
+	if err := a.fleet.SetThresholds(ctx, rules); err != nil {
+		return fmt.Errorf("endpoints.thresholds: %w", err)
+	}
+	f := c.Endpoints.Forecast
+	if err := a.fleet.SetForecast(fleet.ForecastOptions{AlertDays: f.AlertDays, MinPoints: f.MinPoints, Severity: f.Severity}); err != nil {
+		return fmt.Errorf("endpoints.forecast: %w", err)
+	}
+	return nil
+}
+
+// Active response wiring (internal/autoresponse).
+
+// openAutoResponse builds the active-response service once the public URL
+// (whose host, when an IP address, is never blocked and stays reachable
+// from isolated hosts) is known.
+func (a *App) openAutoResponse(cfg *config.Config, publicURL string) error {
+	var servers []netip.Addr
+	if u, err := url.Parse(publicURL); err == nil {
+		if ip, err := netip.ParseAddr(u.Hostname()); err == nil && !ip.IsUnspecified() {
+			servers = append(servers, ip)
+		}
+	}
+	ar, err := autoresponse.New(autoresponse.Options{Store: a.st, Jobs: a.fleet, Config: cfg.Response,
+		Policy: decision.DefaultPolicy(servers...), Servers: servers, Logger: a.log, Now: a.opts.Now})
+	if err != nil {
+		return err
+	}
+	a.ar = ar
+	return nil
+}
+
+// AutoResponse returns the active-response service (tests).
+func (a *App) AutoResponse() *autoresponse.Service { return a.ar }
+
+// onJobResult hands results of response jobs to the active-response
+// service.
+func (a *App) onJobResult(ctx context.Context, j store.Job) {
+	if a.ar != nil {
+		a.ar.OnJobResult(ctx, j)
+	}
+}
+
+// autoSink sends detection alerts to the incident workflow and then to
+// automatic response (set up after the detector, hence the indirection).
+type autoSink struct {
+	a    *App
+	next responseSink
+}
+
+func (k autoSink) Fire(ctx context.Context, al alert.Alert) error {
+	if k.a.ar == nil {
+		return k.next.Fire(ctx, al)
+	}
+	return k.a.ar.Sink(k.next, k.a.detectRules).Fire(ctx, al)
+}
+
+// FireAll hands a detection batch on in one call (detect.BatchAlertSink).
+func (k autoSink) FireAll(ctx context.Context, as []alert.Alert) error {
+	if k.a.ar == nil {
+		return k.next.FireAll(ctx, as)
+	}
+	return k.a.ar.Sink(k.next, k.a.detectRules).FireAll(ctx, as)
+}
+
+var _ detect.BatchAlertSink = autoSink{}
+
+func (a *App) detectRules() []*sigma.Rule {
+	if e := a.detect.Engine(); e != nil {
+		return e.Rules()
+	}
+	return nil
 }

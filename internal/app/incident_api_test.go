@@ -455,6 +455,25 @@ func TestIncidentWorkflowAPI(t *testing.T) {
 	if len(tl.Timeline) != 2 || tl.NextAfter == 0 {
 		t.Errorf("timeline page: %+v", tl)
 	}
+	// Newest first, paged backwards, meets the oldest-first pages.
+	var all, desc struct {
+		Timeline []struct {
+			ID int64 `json:"id"`
+		} `json:"timeline"`
+		NextBefore int64 `json:"next_before"`
+	}
+	h.do("GET", inc+"/timeline?limit=1000", "", http.StatusOK, &all)
+	h.do("GET", inc+"/timeline?order=desc&limit=2", "", http.StatusOK, &desc)
+	n := len(all.Timeline)
+	if len(desc.Timeline) != 2 || desc.Timeline[0].ID != all.Timeline[n-1].ID || desc.Timeline[1].ID != all.Timeline[n-2].ID || desc.NextBefore != desc.Timeline[1].ID {
+		t.Fatalf("newest-first page: %+v (all %d entries)", desc, n)
+	}
+	h.do("GET", fmt.Sprintf("%s/timeline?order=desc&limit=2&before=%d", inc, desc.NextBefore), "", http.StatusOK, &desc)
+	if len(desc.Timeline) != 2 || desc.Timeline[0].ID != all.Timeline[n-3].ID {
+		t.Fatalf("second newest-first page: %+v", desc)
+	}
+	h.do("GET", inc+"/timeline?order=sideways", "", http.StatusBadRequest, nil)
+	h.do("GET", inc+"/timeline?before=5", "", http.StatusBadRequest, nil)
 }
 
 func TestMergeAndSplitAPI(t *testing.T) {

@@ -127,6 +127,8 @@ func (p *Prober) Probe(ctx context.Context, s Spec) (res Result) {
 		err = p.probeTLS(pctx, s, &res, start)
 	case TypeSMTP:
 		err = p.probeSMTP(pctx, s, &res, start)
+	case TypeMailPosture:
+		err = p.probeMailPosture(pctx, s, &res) // probe_mail.go
 	default:
 		err = fmt.Errorf("unknown check type %q", s.Type)
 	}

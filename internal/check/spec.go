@@ -23,10 +23,13 @@ const (
 	TypeTLS  = "tls"
 	TypeSMTP = "smtp"
 	TypePush = "push"
+	// TypeMailPosture checks a domain's MX, SPF, DMARC and DKIM records
+	// (probe_mail.go).
+	TypeMailPosture = "mail_posture"
 )
 
 // Types lists every supported check type.
-var Types = []string{TypeHTTP, TypeTCP, TypeICMP, TypeDNS, TypeTLS, TypeSMTP, TypePush}
+var Types = []string{TypeHTTP, TypeTCP, TypeICMP, TypeDNS, TypeTLS, TypeSMTP, TypePush, TypeMailPosture}
 
 // Severities lists the accepted severities, most severe first.
 var Severities = []string{"critical", "high", "medium", "low", "info"}
@@ -102,6 +105,8 @@ type Spec struct {
 	TLS  *TLSSpec  `yaml:"tls" json:"tls,omitempty"`
 	SMTP *SMTPSpec `yaml:"smtp" json:"smtp,omitempty"`
 	Push *PushSpec `yaml:"push" json:"push,omitempty"`
+	// MailPosture holds the options of a mail_posture check (probe_mail.go).
+	MailPosture *MailPostureSpec `yaml:"mail_posture" json:"mail_posture,omitempty"`
 
 	// Provisioned is true for checks from the config file; the API refuses
 	// to change them.
@@ -220,6 +225,9 @@ func (s *Spec) Normalize() {
 	if s.Type == TypeHTTP && s.HTTP == nil {
 		s.HTTP = &HTTPSpec{}
 	}
+	if s.Type == TypeMailPosture && s.MailPosture == nil {
+		s.MailPosture = &MailPostureSpec{}
+	}
 	if s.Type == TypePush && s.Push == nil {
 		s.Push = &PushSpec{}
 	}
@@ -284,7 +292,8 @@ func (s *Spec) Validate() error {
 		}
 	}
 	blocks := map[string]bool{TypeHTTP: s.HTTP != nil, TypeTCP: s.TCP != nil, TypeDNS: s.DNS != nil,
-		TypeTLS: s.TLS != nil, TypeSMTP: s.SMTP != nil, TypePush: s.Push != nil}
+		TypeTLS: s.TLS != nil, TypeSMTP: s.SMTP != nil, TypePush: s.Push != nil,
+		TypeMailPosture: s.MailPosture != nil}
 	for t, present := range blocks {
 		if present && t != s.Type {
 			return &FieldError{t, fmt.Sprintf("options block %q does not apply to a %s check", t, s.Type)}
@@ -330,6 +339,10 @@ func (s *Spec) Validate() error {
 			default:
 				return &FieldError{"dns.record_type", fmt.Sprintf("unsupported record type %q", s.DNS.RecordType)}
 			}
+		}
+	case TypeMailPosture:
+		if err := validateMailPosture(s); err != nil {
+			return err
 		}
 	case TypePush:
 		if s.Push != nil && s.Push.Grace < 0 {

@@ -51,6 +51,14 @@ type Config struct {
 	Inputs    ingest.Config `yaml:"inputs"`
 	Detection Detection     `yaml:"detection"`
 	Events    Events        `yaml:"events"`
+	// Endpoints holds threshold rules and the storage forecast over what
+	// agents report (endpoints.go).
+	Endpoints Endpoints `yaml:"endpoints"`
+	// Response holds the active-response policy: allow-list, approval,
+	// rate limits, automatic responses (response.go).
+	Response Response `yaml:"response"`
+	// Compliance says where compliance policies come from (compliance.go).
+	Compliance Compliance `yaml:"compliance"`
 	// Path is the file the configuration was loaded from; "" for Load.
 	Path string `yaml:"-"`
 
@@ -97,6 +105,7 @@ func Default() *Config {
 	c := &Config{}
 	c.Server.applyDefaults()
 	c.Events.applyDefaults()
+	c.Endpoints.applyDefaults()
 	return c
 }
 
@@ -320,6 +329,40 @@ func Load(name, src string) (*Config, error) {
 			}
 			ev.applyDefaults()
 			c.Events = ev
+		case "endpoints":
+			var ep Endpoints
+			if err := d.decode(p.val, reflect.ValueOf(&ep).Elem(), "endpoints", p.key.Line); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			verrs := ep.validate()
+			for _, err := range verrs {
+				errs = append(errs, d.fieldError(err, p.val, "endpoints", p.key.Line))
+			}
+			if len(verrs) == 0 {
+				ep.applyDefaults()
+				c.Endpoints = ep
+			}
+		case "compliance":
+			var cp Compliance
+			if err := d.decode(p.val, reflect.ValueOf(&cp).Elem(), "compliance", p.key.Line); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			c.Compliance = cp
+		case "response":
+			var rs Response
+			if err := d.decode(p.val, reflect.ValueOf(&rs).Elem(), "response", p.key.Line); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			verrs := rs.validate()
+			for _, err := range verrs {
+				errs = append(errs, d.fieldError(err, p.val, "response", p.key.Line))
+			}
+			if len(verrs) == 0 {
+				c.Response = rs
+			}
 		case "alerting":
 			var a Alerting
 			if err := d.decode(p.val, reflect.ValueOf(&a).Elem(), "alerting", p.key.Line); err != nil {

@@ -71,7 +71,7 @@ func TestLoadErrors(t *testing.T) {
 		{"missing name", lines("checks:", "  - type: push", "    interval: 1m"), "nocsoc.yaml:2: checks[0].name: is required"},
 		{"empty name", lines("checks:", "  - type: push", `    name: ""`), "nocsoc.yaml:3: checks[0].name: is required"},
 		{"bad name", lines("checks:", "  - type: push", `    name: "web server"`), `nocsoc.yaml:3: checks[0].name: "web server" must be 1-128 letters, digits, '.', '_' or '-'`},
-		{"unknown type", lines("checks:", "  - name: web", "    type: ftp"), `nocsoc.yaml:3: checks[0].type: unknown check type "ftp" (one of http, tcp, icmp, dns, tls, smtp, push)`},
+		{"unknown type", lines("checks:", "  - name: web", "    type: ftp"), `nocsoc.yaml:3: checks[0].type: unknown check type "ftp" (one of http, tcp, icmp, dns, tls, smtp, push, mail_posture)`},
 		{"missing target", lines("checks:", "  - name: web", "    type: tcp"), "nocsoc.yaml:2: checks[0].target: is required for a tcp check"},
 		{"bad severity", lines("checks:", "  - name: web", "    type: push", "    severity: urgent"), `nocsoc.yaml:4: checks[0].severity: unknown severity "urgent" (one of critical, high, medium, low, info)`},
 		{"negative fail threshold", lines("checks:", "  - name: web", "    type: push", "    fail_threshold: -1"), "nocsoc.yaml:4: checks[0].fail_threshold: must not be negative"},
@@ -102,7 +102,7 @@ func TestLoadErrors(t *testing.T) {
 		// several problems are all reported, in line order
 		{"several errors", lines("maintenance:", "  - name: w", "checks:", "  - name: a", "    type: nope", "server:", "  workers: x"),
 			"nocsoc.yaml:2: maintenance[0].duration: is required\n" +
-				`nocsoc.yaml:5: checks[0].type: unknown check type "nope" (one of http, tcp, icmp, dns, tls, smtp, push)` + "\n" +
+				`nocsoc.yaml:5: checks[0].type: unknown check type "nope" (one of http, tcp, icmp, dns, tls, smtp, push, mail_posture)` + "\n" +
 				`nocsoc.yaml:7: server.workers: must be an integer, got "x"`},
 	}
 	for _, tt := range tests {
@@ -247,7 +247,7 @@ func TestLoadFull(t *testing.T) {
 			t.Errorf("check %s not provisioned", s.Name)
 		}
 	}
-	wantNames := []string{"db", "web", "redis", "gateway", "shop-dns", "shop-cert", "mail", "nightly-backup", "legacy-ftp"}
+	wantNames := []string{"db", "web", "redis", "gateway", "shop-dns", "shop-cert", "mail", "nightly-backup", "legacy-ftp", "mail-posture"}
 	if !reflect.DeepEqual(names, wantNames) {
 		t.Errorf("checks = %v, want %v", names, wantNames)
 	}

@@ -100,35 +100,3 @@ func BenchmarkUptimeAllDay(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/query")
 }
-
-func TestTmpUptimeAllVariants(t *testing.T) {
-	bb := &testing.B{}
-	_ = bb
-	s, err := Open(context.Background(), Options{Path: "/tmp/nocsoc-eventstore-bench-v3-hourly-sorted.duckdb", Now: func() time.Time { return benchDay.Add(48 * time.Hour) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ctx := context.Background()
-	from, to := benchDay.Add(20*time.Hour), benchDay.Add(22*time.Hour)
-	lb := from.Add(-coverageCap(time.Minute)).UnixMicro()
-	run := func(name, q string, args ...any) {
-		start := time.Now()
-		rows, err := s.db.QueryContext(ctx, q, args...)
-		if err != nil {
-			t.Fatal(name, err)
-		}
-		n := 0
-		for rows.Next() {
-			n++
-		}
-		rows.Close()
-		t.Logf("%s: %d rows in %s", name, n, time.Since(start))
-	}
-	_, _ = lb, run
-	for _, h := range []int{2, 24} {
-		start := time.Now()
-		m, err := s.UptimeAll(ctx, to.Add(-time.Duration(h)*time.Hour), to)
-		t.Logf("UptimeAll %dh: %d checks in %s (%v)", h, len(m), time.Since(start), err)
-	}
-}

@@ -66,6 +66,11 @@ type Options struct {
 	// CheckEvery is how often Run looks for unresponsive endpoints;
 	// default 30s.
 	CheckEvery time.Duration
+	// OnJobResult, when set, is called after a job reaches a final status
+	// (a result stored, or expired or canceled) (jobs.go).
+	OnJobResult func(ctx context.Context, j store.Job)
+	// Compliance configures policy checks on endpoints (facts.go).
+	Compliance ComplianceOptions
 }
 
 // Service is the fleet service. It is safe for concurrent use.
@@ -75,6 +80,14 @@ type Service struct {
 	// applyMu serialises batch application, so that two deliveries of the
 	// same batch cannot both pass the duplicate check.
 	applyMu sync.Mutex
+	// comp holds the loaded compliance policies (facts.go).
+	comp complianceState
+	// waiters wakes agents' job polls (jobs.go); swMu serialises software
+	// list evaluation (software.go).
+	waiters jobWaiters
+	swMu    sync.Mutex
+	// ops holds threshold, forecast and root-cause state (thresholds.go).
+	ops fleetOps
 }
 
 // New returns the service.
@@ -199,6 +212,7 @@ func (s *Service) Heartbeat(ctx context.Context, e store.Endpoint, hb agentproto
 		if err := s.o.Alerts.Resolve(ctx, AlertFingerprint(e.ID), now); err != nil {
 			return fmt.Errorf("resolve unresponsive alert: %w", err)
 		}
+		s.releaseEndpoint(ctx, e) // rootcause.go
 	}
 	return nil
 }
@@ -219,6 +233,12 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-t.C:
 			if err := s.CheckUnresponsive(ctx, s.o.Now()); err != nil && ctx.Err() == nil {
 				s.log.Error("check unresponsive endpoints", "err", err)
+			}
+			if err := s.expireJobs(ctx, s.o.Now()); err != nil && ctx.Err() == nil {
+				s.log.Error("expire jobs", "err", err)
+			}
+			if err := s.CheckBackups(ctx, s.o.Now()); err != nil && ctx.Err() == nil {
+				s.log.Error("check missed backups", "err", err) // backups.go
 			}
 		}
 	}
@@ -256,6 +276,7 @@ func (s *Service) CheckUnresponsive(ctx context.Context, now time.Time) error {
 		if err := s.o.Alerts.Fire(ctx, a); err != nil {
 			errs = append(errs, fmt.Errorf("fire unresponsive alert for %s: %w", e.ID, err))
 		}
+		s.attributeEndpoint(ctx, e) // rootcause.go
 	}
 	return errors.Join(errs...)
 }
@@ -276,6 +297,10 @@ func (s *Service) ApplyBatch(ctx context.Context, e store.Endpoint, b agentproto
 	if err := validateBatch(e, b); err != nil {
 		return false, err
 	}
+	// An agent that goes away mid-request (killed, timed out) must not
+	// cut the application in half: the parts written before the batch id
+	// is recorded would be applied again by the replay.
+	ctx = context.WithoutCancel(ctx)
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	done, err := s.o.Store.BatchApplied(ctx, e.ID, b.BatchID)
@@ -323,6 +348,9 @@ func (s *Service) ApplyBatch(ctx context.Context, e store.Endpoint, b agentproto
 	}
 	dup, err := s.o.Store.RecordBatch(ctx, e.ID, store.AppliedBatch{BatchID: b.BatchID, Seq: int64(b.Seq), Samples: int64(len(rows)),
 		Inventory: invJSON, At: s.o.Now().UTC()})
+	if err == nil && !dup {
+		s.afterBatch(ctx, e, b) // thresholds.go
+	}
 	return dup, err
 }
 
@@ -344,6 +372,15 @@ func validateBatch(e store.Endpoint, b agentproto.Batch) error {
 		if len(m.Labels) > maxLabelsLen {
 			return &store.FieldError{Field: fmt.Sprintf("metrics[%d].labels", i), Reason: fmt.Sprintf("at most %d labels", maxLabelsLen)}
 		}
+	}
+	if err := validateBackups(b.Backups); err != nil { // backups.go
+		return err
+	}
+	if err := validateFiles(b.Files); err != nil { // fim.go
+		return err
+	}
+	if err := validateUpdates(b.Updates); err != nil { // patches.go
+		return err
 	}
 	return nil
 }
@@ -418,6 +455,7 @@ func (s *Service) Revoke(ctx context.Context, actor store.Actor, id string) (sto
 		if err := s.o.Alerts.Resolve(ctx, AlertFingerprint(id), now); err != nil {
 			s.log.Warn("resolve alert of revoked endpoint", "endpoint", id, "err", err)
 		}
+		s.releaseEndpoint(ctx, before) // rootcause.go
 	}
 	s.log.Info("endpoint revoked", "endpoint", id, "by", actor.Name)
 	return e, nil

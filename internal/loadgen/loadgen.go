@@ -39,6 +39,11 @@ const Usage = `Usage:
       and, with marks, brute-force burst -> webhook alert latency p50/p99
   nocsoc loadgen syslog --file PATH [--count 1000000] [--rate 10000] [--framing newline] [--seed 1] [--start RFC3339]
       write the same stream to a file (timestamps spaced 1/rate apart)
+  nocsoc loadgen agents --server URL --token ADMIN_TOKEN [--count 5000] [--interval 30s] [--duration 0]
+        [--connections 256] [--enroll-concurrency 16] [--host-prefix lg-agent]
+      enroll COUNT simulated agents (one enrollment token each, made with the admin token), then
+      have each heartbeat and send a ~40-sample metrics batch every interval, phases spread evenly,
+      over keep-alive HTTP; print requests/s, errors and reply latency p50/p99
 `
 
 // UsageError is a command-line mistake; the caller prints Usage with it.
@@ -50,7 +55,7 @@ func (e UsageError) Error() string { return e.Msg }
 // when the work is done or ctx is cancelled (targets runs until then).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return UsageError{"loadgen: expected a subcommand: targets, checks-config, probes, blackbox, alerts, receiver or syslog"}
+		return UsageError{"loadgen: expected a subcommand: targets, checks-config, probes, blackbox, alerts, receiver, syslog or agents"}
 	}
 	switch args[0] {
 	case "targets":
@@ -67,6 +72,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return receiverCmd(ctx, args[1:], stdout, stderr)
 	case "syslog":
 		return syslogCmd(ctx, args[1:], stdout)
+	case "agents":
+		return agentsCmd(ctx, args[1:], stdout, stderr) // agents.go
 	case "help", "-h", "--help":
 		_, err := io.WriteString(stdout, Usage)
 		return err

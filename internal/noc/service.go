@@ -99,6 +99,10 @@ type Service struct {
 
 	// changes feeds state changes to Subscribe callers (subscribe.go).
 	changes changeFeed
+
+	// hostRC attributes check alerts to unresponsive endpoints
+	// (hostcause.go).
+	hostRC hostCause
 }
 
 // New creates the service, loads API-created checks and windows from the
@@ -347,6 +351,9 @@ func (s *Service) probe(ctx context.Context, c check.Spec) check.Result {
 	if c.Type == check.TypePush {
 		return s.push.evaluate(c)
 	}
+	if c.Type == check.TypeMailPosture {
+		return s.probeMail(ctx, c) // mail.go: also watches the records for changes
+	}
 	r := s.prober.Probe(ctx, c)
 	s.metrics.observeProbe(c.Type, r)
 	return r
@@ -407,6 +414,7 @@ func (s *Service) report(r check.Result) {
 		}
 	}
 	s.releaseHeld(ctx)
+	s.releaseHostHeld(ctx)
 }
 
 // maxHold bounds how long a child's page waits for its parents.
@@ -524,6 +532,9 @@ func (s *Service) openAlert(ctx context.Context, o monitor.Outcome) {
 		StartedAt:   now,
 		LastSeenAt:  now,
 		Occurrences: 1,
+	}
+	if !s.applyAttribution(ctx, spec, &a, now) {
+		return // held until the endpoint's heartbeat verdict (hostcause.go)
 	}
 	if err := s.alerts.Fire(ctx, a); err != nil {
 		s.log.Error("open alert", "check", spec.Name, "err", err)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/nocsoc/nocsoc/internal/incident"
@@ -52,8 +53,23 @@ func (t *Tx) AppendTimeline(e incident.TimelineEntry) (incident.TimelineEntry, e
 // Timeline returns up to limit entries of an incident, oldest first,
 // after the entry afterID (0: from the start).
 func (s *Store) Timeline(ctx context.Context, incidentID int64, limitN int, afterID int64) ([]incident.TimelineEntry, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, incident_id, time, actor, kind, message, data FROM timeline
+	return s.timeline(ctx, incidentID, `SELECT id, incident_id, time, actor, kind, message, data FROM timeline
 		WHERE incident_id = ? AND id > ? ORDER BY id LIMIT ?`, incidentID, afterID, limit(limitN))
+}
+
+// TimelineBefore returns up to limit entries of an incident, newest
+// first, before the entry beforeID (0: from the newest): the first page of
+// a very large incident without reading the rest.
+func (s *Store) TimelineBefore(ctx context.Context, incidentID int64, limitN int, beforeID int64) ([]incident.TimelineEntry, error) {
+	if beforeID <= 0 {
+		beforeID = math.MaxInt64
+	}
+	return s.timeline(ctx, incidentID, `SELECT id, incident_id, time, actor, kind, message, data FROM timeline
+		WHERE incident_id = ? AND id < ? ORDER BY id DESC LIMIT ?`, incidentID, beforeID, limit(limitN))
+}
+
+func (s *Store) timeline(ctx context.Context, incidentID int64, q string, args ...any) ([]incident.TimelineEntry, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("timeline of incident %d: %w", incidentID, err)
 	}

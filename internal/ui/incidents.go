@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"html/template"
@@ -86,20 +87,26 @@ type IncidentData struct {
 	Transitions  []string
 	Timeline     []incident.TimelineEntry
 	TimelineNext string
-	Alerts       []alert.Alert
-	AlertsTotal  int
-	AlertsMore   string
-	Tasks        []incident.Task
-	Observables  []incident.Observable
-	ObsTypes     []string
-	TLPs         []string
-	Runbook      *runbook.Runbook
-	RunbookHTML  template.HTML
-	Escalation   EscalationView
-	OtherTeam    string
-	Postmortem   *incident.Postmortem
-	Causes       []string
-	Self         string
+	// TimelineDesc is set when the timeline is shown newest first;
+	// TimelineOrder links to the other order's first page.
+	TimelineDesc  bool
+	TimelineOrder string
+	// TimelineFirst links back to the first page when not on it.
+	TimelineFirst string
+	Alerts        []alert.Alert
+	AlertsTotal   int
+	AlertsMore    string
+	Tasks         []incident.Task
+	Observables   []incident.Observable
+	ObsTypes      []string
+	TLPs          []string
+	Runbook       *runbook.Runbook
+	RunbookHTML   template.HTML
+	Escalation    EscalationView
+	OtherTeam     string
+	Postmortem    *incident.Postmortem
+	Causes        []string
+	Self          string
 }
 
 func (u *UI) loadIncident(r *http.Request) (incident.Incident, error) {
@@ -177,10 +184,22 @@ func (u *UI) incidentPage(w http.ResponseWriter, r *http.Request) error {
 	if inc.Team == alert.TeamSOC {
 		d.OtherTeam = alert.TeamNOC
 	}
-	var after, before int64
+	var after, before, tlBefore int64
 	if s := q.Get("after"); s != "" {
 		if after, err = strconv.ParseInt(s, 10, 64); err != nil || after < 0 {
 			return errorf(http.StatusBadRequest, "after: %q is not a timeline entry id.", s)
+		}
+	}
+	switch q.Get("order") {
+	case "", "asc":
+	case "desc":
+		d.TimelineDesc = true
+	default:
+		return errorf(http.StatusBadRequest, "order: %q is not asc or desc.", q.Get("order"))
+	}
+	if s := q.Get("before"); s != "" {
+		if tlBefore, err = strconv.ParseInt(s, 10, 64); err != nil || tlBefore <= 0 {
+			return errorf(http.StatusBadRequest, "before: %q is not a timeline entry id.", s)
 		}
 	}
 	if s := q.Get("alerts_before"); s != "" {
@@ -188,12 +207,30 @@ func (u *UI) incidentPage(w http.ResponseWriter, r *http.Request) error {
 			return errorf(http.StatusBadRequest, "alerts_before: %q is not an alert id.", s)
 		}
 	}
-	if d.Timeline, err = u.soc.st.Timeline(ctx, inc.ID, timelinePage+1, after); err != nil {
-		return err
-	}
-	if len(d.Timeline) > timelinePage {
-		d.Timeline = d.Timeline[:timelinePage]
-		d.TimelineNext = fmt.Sprintf("/incidents/%d?after=%d#timeline", inc.ID, d.Timeline[timelinePage-1].ID)
+	if d.TimelineDesc {
+		if d.Timeline, err = timelineNewest(ctx, u.soc.st, inc.ID, timelinePage+1, tlBefore); err != nil {
+			return err
+		}
+		if len(d.Timeline) > timelinePage {
+			d.Timeline = d.Timeline[:timelinePage]
+			d.TimelineNext = fmt.Sprintf("/incidents/%d?order=desc&before=%d#timeline", inc.ID, d.Timeline[timelinePage-1].ID)
+		}
+		d.TimelineOrder = fmt.Sprintf("/incidents/%d#timeline", inc.ID)
+		if tlBefore != 0 {
+			d.TimelineFirst = fmt.Sprintf("/incidents/%d?order=desc#timeline", inc.ID)
+		}
+	} else {
+		if d.Timeline, err = u.soc.st.Timeline(ctx, inc.ID, timelinePage+1, after); err != nil {
+			return err
+		}
+		if len(d.Timeline) > timelinePage {
+			d.Timeline = d.Timeline[:timelinePage]
+			d.TimelineNext = fmt.Sprintf("/incidents/%d?after=%d#timeline", inc.ID, d.Timeline[timelinePage-1].ID)
+		}
+		d.TimelineOrder = fmt.Sprintf("/incidents/%d?order=desc#timeline", inc.ID)
+		if after != 0 {
+			d.TimelineFirst = fmt.Sprintf("/incidents/%d#timeline", inc.ID)
+		}
 	}
 	if d.Alerts, d.AlertsTotal, err = u.soc.st.IncidentAlerts(ctx, inc.ID, incidentAlertsPage+1, before); err != nil {
 		return err
@@ -373,4 +410,60 @@ func (u *UI) taskDone(w http.ResponseWriter, r *http.Request) error {
 	}
 	http.Redirect(w, r, fmt.Sprintf("/incidents/%d#tasks", inc.ID), http.StatusSeeOther)
 	return nil
+}
+
+// TimelineNewestReader is optionally implemented by an IncidentStore that
+// can read a timeline newest first with one indexed query: up to limit
+// entries of the incident with id < beforeID (0: from the newest), newest
+// first.
+type TimelineNewestReader interface {
+	TimelineBefore(ctx context.Context, incidentID int64, limit int, beforeID int64) ([]incident.TimelineEntry, error)
+}
+
+// timelineScanPage is how many entries the fallback of timelineNewest
+// reads per query.
+const timelineScanPage = 1000
+
+// timelineNewest returns up to limit entries of an incident with id <
+// before (0: no bound), newest first. Without TimelineNewestReader it
+// reads the timeline forward in pages and keeps the last limit entries:
+// correct, but it reads the whole timeline up to before.
+func timelineNewest(ctx context.Context, st IncidentStore, incidentID int64, limit int, before int64) ([]incident.TimelineEntry, error) {
+	if r, ok := st.(TimelineNewestReader); ok {
+		return r.TimelineBefore(ctx, incidentID, limit, before)
+	}
+	// ring holds the last limit entries seen, oldest first from head.
+	ring := make([]incident.TimelineEntry, 0, limit)
+	head := 0
+	var after int64
+	for {
+		page, err := st.Timeline(ctx, incidentID, timelineScanPage, after)
+		if err != nil {
+			return nil, err
+		}
+		// The end is an empty page, not a short one: the store may cap
+		// the page below timelineScanPage.
+		done := len(page) == 0
+		for _, e := range page {
+			if before != 0 && e.ID >= before {
+				done = true
+				break
+			}
+			if len(ring) < limit {
+				ring = append(ring, e)
+			} else {
+				ring[head] = e
+				head = (head + 1) % limit
+			}
+		}
+		if done {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	out := make([]incident.TimelineEntry, 0, len(ring))
+	for i := len(ring) - 1; i >= 0; i-- {
+		out = append(out, ring[(head+i)%len(ring)])
+	}
+	return out, nil
 }

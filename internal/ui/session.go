@@ -219,6 +219,12 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) error {
 	case pw == "":
 		return u.showLogin(w, r, http.StatusUnprocessableEntity, d, "password: enter your password.")
 	}
+	// A locked source or name is refused before the password is checked:
+	// no guess is tested, and no hash is computed for it.
+	keys := []string{sourceKey(r.RemoteAddr), userKey(d.Name)}
+	if until := u.logins.lockedUntil(u.now(), keys...); !until.IsZero() {
+		return u.tooManyLogins(w, r, d, until)
+	}
 	user, err := u.st.UserByName(r.Context(), d.Name)
 	hash := user.PasswordHash
 	if err != nil || hash == "" {
@@ -239,8 +245,13 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err != nil || user.PasswordHash == "" || !ok || user.Disabled {
 		u.log.Info("console sign-in failed", "user", d.Name, "remote", actorOf(r).Remote)
+		if locked, until := u.logins.fail(u.now(), keys...); len(locked) > 0 {
+			u.loginLockout(r, d.Name, locked, until)
+			return u.tooManyLogins(w, r, d, until)
+		}
 		return u.showLogin(w, r, http.StatusUnauthorized, d, "Wrong user name or password.")
 	}
+	u.logins.reset(keys...)
 	tok, err := randomToken()
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@
 package ui
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"encoding/json"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/nocsoc/nocsoc/internal/check"
+	"github.com/nocsoc/nocsoc/internal/decision"
 	"github.com/nocsoc/nocsoc/internal/detect"
 	"github.com/nocsoc/nocsoc/internal/eventstore"
 	"github.com/nocsoc/nocsoc/internal/maintenance"
@@ -72,6 +74,11 @@ type BatchUptimer interface {
 	UptimeAll(ctx context.Context, from, to time.Time) (map[string]eventstore.Uptime, error)
 }
 
+// The DuckDB event store computes the wall's uptimes in one query; this
+// fails the build if it stops doing so and the wall falls back to a query
+// per check.
+var _ BatchUptimer = (*eventstore.Store)(nil)
+
 // Options configures New.
 type Options struct {
 	Store  Store
@@ -101,6 +108,30 @@ type Options struct {
 	// Ops is the state the investigate, metrics and admin pages read and
 	// change; nil means Store when it implements OpsStore.
 	Ops OpsStore
+
+	// Fleet is the endpoint fleet the endpoint pages show (*fleet.Service);
+	// nil makes those pages say the fleet is not connected (endpoints.go).
+	Fleet FleetReader
+	// DecisionPolicy is the self-lockout guard for decisions made in the
+	// console; nil means decision.DefaultPolicy(). The address a request
+	// reached the server on and the requester's address are always added
+	// (response.go).
+	DecisionPolicy *decision.Policy
+	// DecisionClock is the clock decisions start and expire on; nil means
+	// Now. Pass the API's clock so both agree on what is active.
+	DecisionClock func() time.Time
+	// Responder is the active-response service (*autoresponse.Service):
+	// with it, blocks from the console go through its approval, rate
+	// limits and enforcement, and the approvals page and "isolate host"
+	// buttons work; without it, blocks are stored as decisions directly.
+	Responder Responder
+
+	// LoginFailures failed sign-ins within LoginWindow, from one source
+	// address or for one user name, lock further attempts from it or for
+	// it until the oldest failure leaves the window (defaults 5 and 15m;
+	// ratelimit.go).
+	LoginFailures int
+	LoginWindow   time.Duration
 }
 
 // UI is the web console's HTTP handler. Close it before the HTTP server is
@@ -125,14 +156,21 @@ type UI struct {
 	dummyOnce sync.Once
 	dummyHash string
 
+	// logins limits failed sign-ins (ratelimit.go).
+	logins *loginLimiter
+
 	statsTTL time.Duration
-	statsMu  sync.Mutex
-	stats    *wallStats
+	// wallCache holds the NOC wall's figures (wall.go).
+	wallCache wallStatsState
 	// ext holds what the investigate, rules, metrics, on-call and admin
 	// pages use (ops.go).
 	ext opsDeps
 	// soc holds what the SOC queue and incident pages use (soc.go).
 	soc socState
+	// fleet holds what the endpoint pages use (endpoints.go); resp what
+	// the decision and approval pages use (response.go).
+	fleet fleetState
+	resp  respState
 }
 
 // New parses the templates, hashes the static assets and subscribes to the
@@ -154,6 +192,8 @@ func New(o Options) (*UI, error) {
 		st: o.Store, noc: o.NOC, events: o.Events,
 		log: o.Logger.With("component", "ui"), now: o.Now, secure: o.Secure,
 		hub: NewHub(), statsTTL: o.StatsTTL,
+		logins: newLoginLimiter(cmp.Or(o.LoginFailures, DefaultLoginFailures), cmp.Or(o.LoginWindow, DefaultLoginWindow),
+			loginLimiterKeys),
 	}
 	var err error
 	if u.assets, err = loadAssets(files); err != nil {
@@ -168,6 +208,8 @@ func New(o Options) (*UI, error) {
 	if err := u.initSOC(o); err != nil {
 		return nil, err
 	}
+	u.initEndpoints(o)
+	u.initResponse(o)
 	u.routes()
 	u.unsub = o.NOC.Subscribe(u.checkChanged)
 	return u, nil

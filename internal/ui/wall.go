@@ -8,11 +8,11 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nocsoc/nocsoc/internal/check"
 	"github.com/nocsoc/nocsoc/internal/eventstore"
-	"github.com/nocsoc/nocsoc/internal/noc"
 )
 
 // wallPageSize bounds the tiles rendered per page, so a 10,000-check wall
@@ -26,19 +26,91 @@ const sparkPoints = 30
 // cached (Options.StatsTTL) so that a wall render runs no query per tile.
 type wallStats struct {
 	at         time.Time
+	took       time.Duration // how long computing them took
 	up24, up30 map[string]*float64
 	spark      map[string][]float64
 }
 
-// statsFor returns the cached figures, recomputing them when stale. One
-// caller recomputes while the others wait for it.
-func (u *UI) statsFor(ctx context.Context, checks []noc.CheckView) (*wallStats, error) {
-	u.statsMu.Lock()
-	defer u.statsMu.Unlock()
-	now := u.now()
-	if u.stats != nil && now.Sub(u.stats.at) < u.statsTTL {
-		return u.stats, nil
+// wallStatsState is the cache behind statsFor.
+type wallStatsState struct {
+	mu         sync.Mutex
+	stats      *wallStats
+	refreshing bool
+	retryAt    time.Time // after a failed refresh
+	// first serializes the computation when nothing is cached yet, so
+	// that concurrent first renders wait for one computation.
+	first sync.Mutex
+}
+
+// statsRefreshTimeout bounds one background refresh.
+const statsRefreshTimeout = 5 * time.Minute
+
+// statsFor returns the wall's figures. Only the first call computes them
+// while the page waits; after that a render never waits for the event
+// store: stale figures are served while one background refresh replaces
+// them. With ten thousand checks and weeks of results the uptime queries
+// take seconds, so a refresh starts no sooner than the TTL, nor sooner
+// than five times the last computation took after it, which keeps the
+// event store from being busy with the wall all the time.
+func (u *UI) statsFor(ctx context.Context) (*wallStats, error) {
+	c := &u.wallCache
+	c.mu.Lock()
+	if s := c.stats; s != nil {
+		now := u.now()
+		if now.Sub(s.at) >= max(u.statsTTL, 5*s.took) && !c.refreshing && !now.Before(c.retryAt) {
+			c.refreshing = true
+			go u.refreshStats(context.WithoutCancel(ctx))
+		}
+		c.mu.Unlock()
+		return s, nil
 	}
+	c.mu.Unlock()
+
+	c.first.Lock()
+	defer c.first.Unlock()
+	c.mu.Lock()
+	s := c.stats
+	c.mu.Unlock()
+	if s != nil {
+		return s, nil
+	}
+	s, err := u.computeStats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.stats == nil || c.stats.at.Before(s.at) {
+		c.stats = s
+	}
+	c.mu.Unlock()
+	return s, nil
+}
+
+// refreshStats recomputes the figures in the background; on failure the
+// old ones stay and the next attempt waits a TTL.
+func (u *UI) refreshStats(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, statsRefreshTimeout)
+	defer cancel()
+	s, err := u.computeStats(ctx)
+	c := &u.wallCache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.refreshing = false
+	if err != nil {
+		u.log.Warn("refresh NOC wall figures", "err", err)
+		c.retryAt = u.now().Add(u.statsTTL)
+		return
+	}
+	if c.stats == nil || c.stats.at.Before(s.at) {
+		c.stats = s
+	}
+}
+
+// computeStats runs the wall's bulk queries: uptime over 24 h and 30 d of
+// every check and the last hour of results for the sparklines.
+func (u *UI) computeStats(ctx context.Context) (*wallStats, error) {
+	start := time.Now()
+	now := u.now()
 	s := &wallStats{at: now, up24: map[string]*float64{}, up30: map[string]*float64{}, spark: map[string][]float64{}}
 	for _, p := range []struct {
 		d   time.Duration
@@ -55,7 +127,7 @@ func (u *UI) statsFor(ctx context.Context, checks []noc.CheckView) (*wallStats, 
 			}
 			continue
 		}
-		for _, c := range checks {
+		for _, c := range u.noc.Checks() {
 			up, err := u.events.Uptime(ctx, c.Spec.Name, from, now)
 			if err != nil {
 				return nil, err
@@ -83,7 +155,8 @@ func (u *UI) statsFor(ctx context.Context, checks []noc.CheckView) (*wallStats, 
 	for _, v := range s.spark {
 		slices.Reverse(v)
 	}
-	u.stats = s
+	s.took = time.Since(start)
+	u.log.Debug("NOC wall figures computed", "took", s.took)
 	return s, nil
 }
 
@@ -140,7 +213,7 @@ func (u *UI) wallData(r *http.Request) (WallData, error) {
 		d.Page = p - 1
 	}
 	checks := u.noc.Checks()
-	stats, err := u.statsFor(r.Context(), checks)
+	stats, err := u.statsFor(r.Context())
 	if err != nil {
 		return d, err
 	}

@@ -247,10 +247,28 @@ func (s *server) incidentTimeline(w http.ResponseWriter, r *http.Request, p prin
 	if err != nil {
 		return err
 	}
+	before, err := beforeParam(r, "before", "a timeline entry")
+	if err != nil {
+		return err
+	}
+	order := r.URL.Query().Get("order")
+	switch {
+	case order != "" && order != "asc" && order != "desc":
+		return badRequest("order", "%q is not asc or desc", order)
+	case order == "desc" && after != 0:
+		return badRequest("after", "pages newest first with before, not after")
+	case order != "desc" && before != 0:
+		return badRequest("before", "pages oldest first with after; before needs order=desc")
+	}
 	if _, err := s.st.GetIncident(r.Context(), id); err != nil {
 		return err
 	}
-	es, err := s.st.Timeline(r.Context(), id, limit, after)
+	var es []incident.TimelineEntry
+	if order == "desc" {
+		es, err = s.st.TimelineBefore(r.Context(), id, limit, before)
+	} else {
+		es, err = s.st.Timeline(r.Context(), id, limit, after)
+	}
 	if err != nil {
 		return err
 	}
@@ -259,7 +277,11 @@ func (s *server) incidentTimeline(w http.ResponseWriter, r *http.Request, p prin
 	}
 	resp := map[string]any{"incident_id": id, "timeline": es}
 	if len(es) == limit {
-		resp["next_after"] = es[len(es)-1].ID
+		if order == "desc" {
+			resp["next_before"] = es[len(es)-1].ID
+		} else {
+			resp["next_after"] = es[len(es)-1].ID
+		}
 	}
 	writeJSON(w, http.StatusOK, resp)
 	return nil

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nocsoc/nocsoc/internal/auth"
+	"github.com/nocsoc/nocsoc/internal/autoresponse"
 	"github.com/nocsoc/nocsoc/internal/decision"
 	"github.com/nocsoc/nocsoc/internal/event"
 	"github.com/nocsoc/nocsoc/internal/eventstore"
@@ -58,6 +59,8 @@ type Options struct {
 	// DecisionPolicy is the self-lockout guard and range limit; nil means
 	// decision.DefaultPolicy plus the public URL's host.
 	DecisionPolicy *decision.Policy
+	// AutoResponse serves /api/v1/responses (response.go); nil disables it.
+	AutoResponse *autoresponse.Service
 }
 
 type server struct {
@@ -76,6 +79,7 @@ type server struct {
 	// policy and decisionClock serve decisions.go.
 	policy        decision.Policy
 	decisionClock func() time.Time
+	autoresp      *autoresponse.Service
 	// keys caches integration keys for the intake endpoints; bufs pools
 	// their request body buffers.
 	keys keyCache
@@ -97,6 +101,7 @@ func New(o Options) http.Handler {
 		publicURL: strings.TrimSuffix(o.PublicURL, "/"), now: o.Now, sender: o.Sender, sink: o.Ingest, normalize: o.Normalize, fleet: o.Fleet}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
 	s.decisionClock = o.DecisionClock
+	s.autoresp = o.AutoResponse
 	if o.DecisionPolicy != nil {
 		s.policy = *o.DecisionPolicy
 	} else {

@@ -120,6 +120,11 @@ type Service struct {
 	// Counters, shown by Stats.
 	refusedRate, refusedGuard, refusedNoTarget, dispatchErrors, dropped atomic.Uint64
 
+	// warned rate-limits repeated "skipped" warnings (one per key and
+	// hour); the counters above still count every one.
+	warnMu sync.Mutex
+	warned map[string]time.Time
+
 	// alerts feeds automatic responses to one worker, so detection never
 	// waits for SQLite.
 	alerts chan alertJob
@@ -862,4 +867,22 @@ func (s *Service) repeatDuration(ctx context.Context, value string, base time.Du
 		return max(base, maxD)
 	}
 	return time.Duration(d)
+}
+
+// warnOnce says whether a warning under key should be logged now: at most
+// once an hour per key, so an attack on a host without an agent does not
+// write one line per alert. The map is bounded: past 10,000 keys it
+// starts over.
+func (s *Service) warnOnce(key string) bool {
+	s.warnMu.Lock()
+	defer s.warnMu.Unlock()
+	now := s.now()
+	if last, ok := s.warned[key]; ok && now.Sub(last) < time.Hour {
+		return false
+	}
+	if s.warned == nil || len(s.warned) >= 10000 {
+		s.warned = map[string]time.Time{}
+	}
+	s.warned[key] = now
+	return true
 }

@@ -290,7 +290,9 @@ func (s *Service) handleAlert(ctx context.Context, aj alertJob) {
 		}
 		if len(eps) == 0 {
 			s.refusedNoTarget.Add(1)
-			log.Warn("automatic response skipped: no enrolled endpoint has this hostname", "host", host)
+			if s.warnOnce("no-endpoint:" + id + ":" + strings.ToLower(host)) {
+				log.Warn("automatic response skipped: no enrolled endpoint has this hostname (logged once an hour per rule and host)", "host", host)
+			}
 			return
 		}
 	}

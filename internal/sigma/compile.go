@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // evalNode is a compiled condition.
@@ -55,6 +56,11 @@ type feed struct {
 type Engine struct {
 	mu sync.Mutex
 	p  *Pipeline
+
+	// eventNow is the newest event time seen: correlation windows live in
+	// event time, so Tick prunes them up to it, never to the wall clock (a
+	// replayed hour-old log must correlate like a live one).
+	eventNow time.Time
 
 	rules []*crule
 

@@ -321,14 +321,18 @@ func (e *Engine) prune(now time.Time, n int) {
 	}
 }
 
-// Tick advances correlation time to now: it prunes expired windows and
-// fires silence correlations (the nocsoc extension) for every group that
-// has sent nothing for the rule's timespan. Drive it from a clock or from
-// event time.
+// Tick prunes the correlation windows that have expired by the newest
+// event time seen (at most now: windows are in event time, so a replayed
+// old log is not cut short by the wall clock), and fires silence
+// correlations (the nocsoc extension) for every group that has sent
+// nothing for the rule's timespan by now — silence is about the wall
+// clock: a source that stopped sends no events to advance event time.
 func (e *Engine) Tick(now time.Time) []Match {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.prune(now, -1)
+	if !e.eventNow.IsZero() {
+		e.prune(minTime(now, e.eventNow), -1)
+	}
 	var out []Match
 	for _, k := range e.corrs {
 		if k.typ != "silence" {
@@ -389,4 +393,11 @@ func lastN(xs []int, n int) []int {
 		xs = xs[len(xs)-n:]
 	}
 	return append([]int(nil), xs...)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }

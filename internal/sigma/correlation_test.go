@@ -154,11 +154,45 @@ func TestCorrelationStateBounded(t *testing.T) {
 	if st.Groups != 10 || st.GroupsEvicted != 40 {
 		t.Errorf("groups=%d evicted=%d, want 10 and 40", st.Groups, st.GroupsEvicted)
 	}
-	// An event far later prunes the expired windows.
+	// A tick by the wall clock alone prunes nothing: windows are in event
+	// time, and no event has moved it on.
+	eng.Tick(t0.Add(time.Hour))
+	if st := eng.Stats(); st.Groups != 10 || st.WindowsExpired != 0 {
+		t.Errorf("after a wall-clock tick: groups=%d expired=%d, want 10 and 0", st.Groups, st.WindowsExpired)
+	}
+	// An event far later moves event time on; the tick prunes the expired
+	// windows.
+	eng.Match(sshEvent("success", "10.9.9.9", "a"), t0.Add(time.Hour))
 	eng.Tick(t0.Add(time.Hour))
 	st = eng.Stats()
 	if st.Groups != 0 || st.WindowsExpired != 10 {
 		t.Errorf("after tick: groups=%d expired=%d, want 0 and 10", st.Groups, st.WindowsExpired)
+	}
+}
+
+// TestCorrelationReplayOldLog: a log an hour old, replayed while the
+// wall clock ticks, correlates exactly like a live one (the wall-clock
+// tick once cut its windows short).
+func TestCorrelationReplayOldLog(t *testing.T) {
+	src := baseRules + "---\ntitle: corr\nid: c1\ncorrelation:\n  type: event_count\n  rules: [fail]\n  group-by: [source.ip]\n  timespan: 5m\n  condition: {gte: 5}\n"
+	rules, _ := ParseRule("x.yml", []byte(src))
+	eng, errs := Compile(rules, nil)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	wall := t0.Add(time.Hour)
+	fired := 0
+	for i := range 5 {
+		for _, m := range eng.Match(sshEvent("failure", "203.0.113.5", "a"), t0.Add(time.Duration(i)*time.Second)) {
+			if m.Rule.ID == "c1" {
+				fired++
+			}
+		}
+		eng.Tick(wall) // the housekeeping tick between batches
+	}
+	if fired != 1 {
+		t.Fatalf("replayed brute force fired %d times, want 1", fired)
 	}
 }
 

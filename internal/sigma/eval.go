@@ -447,6 +447,9 @@ func (e *Engine) Match(ev Event, t time.Time) []Match {
 	if len(e.fallback) > 0 {
 		e.evalFallback(idx, t)
 	}
+	if t.After(e.eventNow) {
+		e.eventNow = t
+	}
 	e.prune(t, 2)
 	if len(e.out) == 0 {
 		return nil

@@ -237,11 +237,18 @@ func (k *sink) respond(a alert.Alert, rules []*sigma.Rule) {
 	if rules == nil && k.rules != nil {
 		rules = k.rules()
 	}
+	// Only alerts of rules that have a response are queued: under a flood
+	// of detections the queue then holds what can act, not every alert.
+	if _, _, ok := k.s.rules.lookup(rules, strings.TrimPrefix(a.Source, "sigma:")); !ok {
+		return
+	}
 	select {
 	case k.s.alerts <- alertJob{a: a, rules: rules}:
 	default:
 		k.s.dropped.Add(1)
-		k.s.log.Warn("automatic response queue full; alert dropped", "rule", a.Labels["rule_id"])
+		if k.s.warnOnce("queue-full:" + a.Labels["rule_id"]) {
+			k.s.log.Warn("automatic response queue full; alert dropped (logged once an hour per rule; counted in every drop)", "rule", a.Labels["rule_id"])
+		}
 	}
 }
 

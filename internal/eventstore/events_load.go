@@ -14,9 +14,11 @@ import (
 
 // Defaults of the event loader (journal.go explains the design).
 const (
-	// DefaultLoadRows is one DuckDB row group: a load of at least this many
-	// rows is written compressed straight to the database file.
-	DefaultLoadRows = 122880
+	// DefaultLoadRows is the chunk the loader gathers. A full DuckDB row
+	// group (122,880) would be written compressed straight to the file,
+	// but measured over 2 GB RSS under load; 16,384 kept the server under
+	// 1 GB at the same throughput (docs/BENCHMARKS.md).
+	DefaultLoadRows = 16384
 	// DefaultLoadEvery bounds how long an acknowledged event waits in the
 	// journal before the loader moves it into DuckDB when fewer than
 	// LoadRows are pending (reads load pending rows at once anyway).

@@ -18,16 +18,14 @@ import (
 )
 
 // The event journal makes appended events durable before they reach
-// DuckDB. DuckDB's cost per appended row falls by about half when rows
-// arrive in chunks of a full row group (122,880 rows: written compressed,
-// straight to the database file, instead of through its write-ahead log
-// and a later checkpoint), but a sender must not wait seconds for its
-// acknowledgement. So AppendEvents writes each group commit as one record
-// to an append-only journal file and fsyncs it — then the rows are
-// durable and the call returns — and a loader goroutine moves them into
-// DuckDB in large chunks (events_load.go). Every read of the events table
-// first loads what is pending, so searches always see every acknowledged
-// event.
+// DuckDB. DuckDB's append costs about 10 µs of CPU per event, and with the
+// acknowledgement waiting for it every syslog connection waited for
+// DuckDB, one flush at a time. So AppendEvents writes each group commit as
+// one record to an append-only journal file and fsyncs it — then the rows
+// are durable and the call returns — and a loader goroutine moves them
+// into DuckDB in chunks (events_load.go), on the other core, while the
+// readers parse and detection runs. Every read of the events table first
+// loads what is pending, so searches always see every acknowledged event.
 //
 // The journal is a directory of segment files, <db>.journal/<seq>.evj. The
 // loader starts a new segment when it takes the pending rows, so a segment

@@ -480,10 +480,14 @@ func (a *App) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("noc: %w", err)
 		}
 	}()
+	// The incident service outlives ctx until detection has finished what
+	// was queued at shutdown: those alerts must still be raised.
+	respCtx, respCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer respCancel()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := a.resp.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+		if err := a.resp.Run(respCtx); err != nil && !errors.Is(err, context.Canceled) {
 			errc <- fmt.Errorf("incidents: %w", err)
 		}
 	}()
@@ -492,6 +496,7 @@ func (a *App) Run(ctx context.Context) error {
 	a.cfgMu.Unlock()
 	if err := a.ingest.Start(runCtx, inputs); err != nil {
 		cancel()
+		respCancel()
 		wg.Wait()
 		_ = a.closeStores()
 		return fmt.Errorf("inputs: %w", err)
@@ -555,6 +560,7 @@ func (a *App) Run(ctx context.Context) error {
 	socCancel()
 	<-socDone
 	cancel()
+	respCancel()
 	wg.Wait()
 	if err := a.closeStores(); err != nil && runErr == nil {
 		runErr = err

@@ -36,6 +36,10 @@ type Pipeline struct {
 	log    *slog.Logger
 	queue  chan batch
 	wg     sync.WaitGroup
+	// stopped is closed when Run has returned: until then a Write whose
+	// context ended (inputs flushing at shutdown) still queues its batch.
+	stopped  chan struct{}
+	stopOnce sync.Once
 
 	events     atomic.Uint64
 	batches    atomic.Uint64
@@ -58,16 +62,19 @@ func New(store Store, detect Detector, log *slog.Logger) *Pipeline {
 	}
 	// A few hundred batches of up to 1,000 events: enough to ride out a
 	// burst; beyond it Write waits (back-pressure to the inputs).
-	return &Pipeline{store: store, detect: detect, log: log.With("component", "soc"), queue: make(chan batch, 256)}
+	return &Pipeline{store: store, detect: detect, log: log.With("component", "soc"), queue: make(chan batch, 256), stopped: make(chan struct{})}
 }
 
 // Run evaluates stored batches until ctx ends, then finishes what is
 // queued so every stored event is evaluated once.
 func (p *Pipeline) Run(ctx context.Context) {
+	defer p.stopOnce.Do(func() { close(p.stopped) })
 	for {
 		select {
 		case b := <-p.queue:
-			p.process(ctx, b)
+			// Not cancelled with ctx: a batch being evaluated at shutdown
+			// finishes like the queued ones after it.
+			p.process(context.WithoutCancel(ctx), b)
 		case <-ctx.Done():
 			for {
 				select {
@@ -114,10 +121,18 @@ func (p *Pipeline) Write(ctx context.Context, evs []event.Event) error {
 	if p.detect == nil {
 		return nil
 	}
+	b := batch{evs: evs, stored: time.Now()}
 	select {
-	case p.queue <- batch{evs: evs, stored: time.Now()}:
+	case p.queue <- b:
 		return nil
 	case <-ctx.Done():
+	}
+	// Shutting down: the inputs flush what they read, and detection keeps
+	// draining until it is stopped, so wait for room until then.
+	select {
+	case p.queue <- b:
+		return nil
+	case <-p.stopped:
 		// Stored but not evaluated: say so rather than pretend.
 		p.log.Warn("events stored without detection: shutting down", "events", len(evs))
 		return nil

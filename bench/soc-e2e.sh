@@ -102,6 +102,7 @@ sleep 3; e2=$(events_total)
 echo "server: accepted_in_window=$((e1 - e0)) window_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}') events_per_s=$(awk -v e=$((e1 - e0)) -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", e/(b-a)}') total_after_drain=$e2 cpu_cores=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", c/hz/(b-a)}')"
 echo "server: rss_max_sampled_mb=$(($(cat "$WORK/rss.max" 2>/dev/null || echo 0) / 1024)) vmhwm_mb=$(($(status_kb "$SPID" VmHWM) / 1024)) rss_now_mb=$(($(status_kb "$SPID" VmRSS) / 1024)) load1_before=$l0 load1_after=$l1"
 grep -c 'level=ERROR' "$WORK/server.log" | sed 's/^/server log errors: /'
+grep 'level=ERROR' "$WORK/server.log" | sed 's/^time=[^ ]* //' | cut -c1-200 | sort | uniq -c | sort -rn | head -5 || true
 
 echo
 echo "== 2. latency: $HALF_RATE/s for $DURATION, marked brute-force burst every $MARK_EVERY"

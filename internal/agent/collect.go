@@ -185,12 +185,26 @@ func (c *Collector) Inventory(ctx context.Context, now time.Time) (agentproto.In
 		slices.Sort(inv.IPs)
 	}
 	var errs []error
+	// Packages: dpkg's database (Debian, Ubuntu), else apk's (Alpine),
+	// else rpm's through `rpm -qa` (RHEL, Fedora, SUSE).
 	if f, err := os.Open(c.path("/var/lib/dpkg/status")); err == nil {
 		inv.Packages, err = ParseDpkgStatus(f)
 		f.Close()
 		errs = append(errs, err)
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		errs = append(errs, err)
+	} else if f, err := os.Open(c.path("/lib/apk/db/installed")); err == nil {
+		inv.Packages, err = ParseApkInstalled(f)
+		f.Close()
+		errs = append(errs, err)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, err)
+	} else if c.Root == "" {
+		pkgs, ok, err := rpmPackages(ctx)
+		if ok {
+			inv.Packages = pkgs
+			errs = append(errs, err)
+		}
 	}
 	for _, proto := range []string{"tcp", "tcp6"} {
 		f, err := os.Open(c.path("/proc/net/" + proto))

@@ -214,6 +214,16 @@ func (s *Store) loadOnce() error {
 		}
 	}
 
+	if err == nil {
+		// Committed in DuckDB: their segments are no longer needed. Deleted
+		// before the rows count as loaded, so a reader that saw them loaded
+		// also sees the journal without them.
+		for _, seq := range segs {
+			if rerr := removeSegment(s.ev.jn.dir, seq); rerr != nil {
+				s.log.Warn("could not delete a loaded journal segment; its rows are skipped when replayed", "err", rerr)
+			}
+		}
+	}
 	s.ev.lmu.Lock()
 	if err != nil {
 		// Keep them, first in line, for the next attempt.
@@ -228,15 +238,7 @@ func (s *Store) loadOnce() error {
 	close(ld.changed)
 	ld.changed = make(chan struct{})
 	s.ev.lmu.Unlock()
-	if err != nil {
-		return err
-	}
-	for _, seq := range segs {
-		if err := removeSegment(s.ev.jn.dir, seq); err != nil {
-			s.log.Warn("could not delete a loaded journal segment; its rows are skipped when replayed", "err", err)
-		}
-	}
-	return nil
+	return err
 }
 
 // appendRows appends rows (ids already set) to the events table in one

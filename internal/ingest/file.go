@@ -204,7 +204,14 @@ func (t *tailer) poll(ctx context.Context) {
 	for k := range t.files {
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(i, j int) bool { return t.files[keys[i]].st.Path < t.files[keys[j]].st.Path })
+	// Files rotated away are finished first: their lines predate those of
+	// the new file now under the same name.
+	sort.Slice(keys, func(i, j int) bool {
+		if gi, gj := !seen[keys[i]], !seen[keys[j]]; gi != gj {
+			return gi
+		}
+		return t.files[keys[i]].st.Path < t.files[keys[j]].st.Path
+	})
 	changed := false
 	for _, k := range keys {
 		tf := t.files[k]

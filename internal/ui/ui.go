@@ -160,8 +160,10 @@ type UI struct {
 	logins *loginLimiter
 
 	statsTTL time.Duration
-	// wallCache holds the NOC wall's figures (wall.go).
+	// wallCache holds the NOC wall's figures (wall.go); firstWait bounds
+	// how long a render waits for their first computation (tests).
 	wallCache wallStatsState
+	firstWait time.Duration
 	// ext holds what the investigate, rules, metrics, on-call and admin
 	// pages use (ops.go).
 	ext opsDeps

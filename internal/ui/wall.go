@@ -36,54 +36,74 @@ type wallStatsState struct {
 	mu         sync.Mutex
 	stats      *wallStats
 	refreshing bool
-	retryAt    time.Time // after a failed refresh
-	// first serializes the computation when nothing is cached yet, so
-	// that concurrent first renders wait for one computation.
-	first sync.Mutex
+	retryAt    time.Time     // after a failed refresh
+	done       chan struct{} // closed when the running refresh ends
 }
 
 // statsRefreshTimeout bounds one background refresh.
 const statsRefreshTimeout = 5 * time.Minute
 
-// statsFor returns the wall's figures. Only the first call computes them
-// while the page waits; after that a render never waits for the event
-// store: stale figures are served while one background refresh replaces
-// them. With ten thousand checks and weeks of results the uptime queries
-// take seconds, so a refresh starts no sooner than the TTL, nor sooner
-// than five times the last computation took after it, which keeps the
-// event store from being busy with the wall all the time.
+// defaultFirstWait is how long the first render after a start waits for
+// the figures before it shows the wall without them.
+const defaultFirstWait = 2 * time.Second
+
+// statsFor returns the wall's figures. A render never waits for the event
+// store longer than the first wait: stale figures are served while one
+// background refresh replaces them, and before the first computation has
+// finished (minutes with 30 days of results for ten thousand checks) the
+// wall shows its tiles without uptime figures. With ten thousand checks
+// and weeks of results the uptime queries take seconds, so a refresh
+// starts no sooner than the TTL, nor sooner than five times the last
+// computation took after it, which keeps the event store from being busy
+// with the wall all the time.
 func (u *UI) statsFor(ctx context.Context) (*wallStats, error) {
 	c := &u.wallCache
 	c.mu.Lock()
+	now := u.now()
 	if s := c.stats; s != nil {
-		now := u.now()
 		if now.Sub(s.at) >= max(u.statsTTL, 5*s.took) && !c.refreshing && !now.Before(c.retryAt) {
-			c.refreshing = true
-			go u.refreshStats(context.WithoutCancel(ctx))
+			u.startRefreshLocked(ctx)
 		}
 		c.mu.Unlock()
 		return s, nil
 	}
+	if !c.refreshing && !now.Before(c.retryAt) {
+		u.startRefreshLocked(ctx)
+	}
+	done := c.done
 	c.mu.Unlock()
-
-	c.first.Lock()
-	defer c.first.Unlock()
+	wait := u.firstWait
+	if wait <= 0 {
+		wait = defaultFirstWait
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
 	c.mu.Lock()
 	s := c.stats
 	c.mu.Unlock()
-	if s != nil {
-		return s, nil
+	if s == nil {
+		// Not computed yet (or the computation failed): the tiles without
+		// figures, now, rather than a page that waits.
+		return &wallStats{at: now, up24: map[string]*float64{}, up30: map[string]*float64{}, spark: map[string][]float64{}}, nil
 	}
-	s, err := u.computeStats(ctx)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	if c.stats == nil || c.stats.at.Before(s.at) {
-		c.stats = s
-	}
-	c.mu.Unlock()
 	return s, nil
+}
+
+// startRefreshLocked starts a background refresh; c.mu is held.
+func (u *UI) startRefreshLocked(ctx context.Context) {
+	c := &u.wallCache
+	c.refreshing = true
+	done := make(chan struct{})
+	c.done = done
+	go func() {
+		defer close(done)
+		u.refreshStats(context.WithoutCancel(ctx))
+	}()
 }
 
 // refreshStats recomputes the figures in the background; on failure the

@@ -118,3 +118,51 @@ func wallSnippet(body string) string {
 	}
 	return fmt.Sprintf("%.600s", body)
 }
+
+// TestWallFirstRenderDoesNotWait: before the first computation of the
+// figures has finished (minutes at scale), the wall renders its tiles at
+// once without them, and shows them once computed.
+func TestWallFirstRenderDoesNotWait(t *testing.T) {
+	e := newEnv(t)
+	h := &gatedHistory{gate: make(chan struct{})}
+	checks := []noc.CheckView{{Spec: check.Spec{Name: "web", Type: check.TypeHTTP},
+		Status: monitor.Status{Check: "web", State: check.StateUp}}}
+	u, err := New(Options{Store: e.st, NOC: fakeNOC{checks}, Events: h, StatsTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	u.firstWait = 20 * time.Millisecond
+	cookies := c2cookies(t, e)
+	render := func() string {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodGet, "/noc", nil)
+		for _, c := range cookies {
+			req.AddCookie(c)
+		}
+		rec := httptest.NewRecorder()
+		u.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("status %d", rec.Code)
+		}
+		return rec.Body.String()
+	}
+	// The uptime query is blocked: the page comes back anyway, with the
+	// tile and no figure.
+	if body := render(); !strings.Contains(body, "web") || strings.Contains(body, `uptime 24 h">1.0%`) {
+		t.Fatalf("first render with the figures blocked:\n%s", wallSnippet(body))
+	}
+	render() // a computation is running: no second one starts
+	h.gate <- struct{}{}
+	h.gate <- struct{}{}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(render(), `uptime 24 h">1.0%`) {
+		if time.Now().After(deadline) {
+			t.Fatal("figures never shown after the computation finished")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := h.calls.Load(); n != 2 {
+		t.Fatalf("%d UptimeAll calls, want 2 (one computation: 24 h and 30 d)", n)
+	}
+}

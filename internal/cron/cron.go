@@ -259,10 +259,24 @@ func (s *Schedule) Prev(t time.Time, loc *time.Location) (time.Time, bool) {
 	if loc == nil {
 		loc = time.UTC
 	}
+	day := civilDate(t.In(loc))
+	return s.prev(t, day.Add(-maxSearch), loc)
+}
+
+// PrevSince is Prev searching back no further than floor's day (and one
+// day of slack the caller re-checks).
+func (s *Schedule) PrevSince(t, floor time.Time, loc *time.Location) (time.Time, bool) {
+	if loc == nil {
+		loc = time.UTC
+	}
+	return s.prev(t, civilDate(floor.In(loc)).AddDate(0, 0, -1), loc)
+}
+
+// prev searches back from t's minute to the civil date stop.
+func (s *Schedule) prev(t, stop time.Time, loc *time.Location) (time.Time, bool) {
 	lt := t.In(loc)
-	day := time.Date(lt.Year(), lt.Month(), lt.Day(), 0, 0, 0, 0, time.UTC) // civil date
+	day := civilDate(lt)
 	lim := lt.Hour()*60 + lt.Minute()
-	stop := day.Add(-maxSearch)
 	for !day.Before(stop) {
 		y, m, d := day.Date()
 		if s.dayMatches(y, m, d) {
@@ -290,16 +304,25 @@ func (s *Schedule) Next(t time.Time, loc *time.Location) (time.Time, bool) {
 	if loc == nil {
 		loc = time.UTC
 	}
-	lt := t.In(loc)
-	day := time.Date(lt.Year(), lt.Month(), lt.Day(), 0, 0, 0, 0, time.UTC)
-	lim := lt.Hour()*60 + lt.Minute()
-	if lt.Second() != 0 || lt.Nanosecond() != 0 {
-		lim++ // the minute t is in has begun: its occurrence lies before t
-		if lim == 24*60 {
-			day, lim = day.AddDate(0, 0, 1), 0
-		}
+	day := civilDate(t.In(loc))
+	return s.next(t, day.Add(maxSearch), loc)
+}
+
+// NextUntil is Next searching no further than limit's day (and one day of
+// slack the caller re-checks).
+func (s *Schedule) NextUntil(t, limit time.Time, loc *time.Location) (time.Time, bool) {
+	if loc == nil {
+		loc = time.UTC
 	}
-	stop := day.Add(maxSearch)
+	return s.next(t, civilDate(limit.In(loc)).AddDate(0, 0, 1), loc)
+}
+
+// next searches forward from t's minute to the civil date stop. A minute
+// that has begun before t is passed over: its occurrence lies before t.
+func (s *Schedule) next(t, stop time.Time, loc *time.Location) (time.Time, bool) {
+	lt := t.In(loc)
+	day := civilDate(lt)
+	lim := lt.Hour()*60 + lt.Minute()
 	for !day.After(stop) {
 		y, m, d := day.Date()
 		if s.month&(1<<m) == 0 {
@@ -323,4 +346,9 @@ func (s *Schedule) Next(t time.Time, loc *time.Location) (time.Time, bool) {
 		lim = 0
 	}
 	return time.Time{}, false
+}
+
+// civilDate is lt's calendar date as midnight UTC (days step exactly).
+func civilDate(lt time.Time) time.Time {
+	return time.Date(lt.Year(), lt.Month(), lt.Day(), 0, 0, 0, 0, time.UTC)
 }

@@ -2,6 +2,7 @@ package maintenance
 
 import (
 	"fmt"
+	"github.com/nocsoc/nocsoc/internal/cron"
 	"maps"
 	"slices"
 	"strings"
@@ -18,7 +19,7 @@ const nextHorizon = 9 * 366 * 24 * time.Hour
 // zone loaded, ready for repeated evaluation.
 type compiled struct {
 	w      Window
-	sched  *cron // nil for a one-off window
+	sched  *cron.Schedule // nil for a one-off window
 	loc    *time.Location
 	checks map[string]struct{}
 }
@@ -34,7 +35,7 @@ func compile(w *Window) (*compiled, error) {
 	}
 	c := &compiled{w: *w, loc: time.UTC}
 	if w.Schedule != "" {
-		s, err := parseCron(w.Schedule)
+		s, err := cron.Parse(w.Schedule)
 		if err != nil {
 			return nil, &check.FieldError{Field: "schedule", Reason: err.Error()}
 		}
@@ -157,7 +158,7 @@ func (c *compiled) activeAt(t time.Time) (end time.Time, ok bool) {
 	if upper.Before(floor) {
 		return time.Time{}, false
 	}
-	o, found := c.sched.prev(upper, floor, c.loc)
+	o, found := c.sched.PrevSince(upper, floor, c.loc)
 	if !found || o.Before(c.w.Start) {
 		return time.Time{}, false
 	}
@@ -183,7 +184,7 @@ func (c *compiled) next(t time.Time) (time.Time, bool) {
 	if !from.Before(limit) {
 		return time.Time{}, false
 	}
-	o, ok := c.sched.next(from, limit, c.loc)
+	o, ok := c.sched.NextUntil(from, limit, c.loc)
 	if !ok || !o.Before(limit) {
 		return time.Time{}, false
 	}

@@ -1,7 +1,6 @@
-package maintenance
+package cron
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -24,61 +23,63 @@ func rangeBits(lo, hi, step int) uint64 {
 	return b
 }
 
-func TestParseCronValid(t *testing.T) {
-	all := func() cron {
-		return cron{minute: rangeBits(0, 59, 1), hour: uint32(rangeBits(0, 23, 1)), dom: uint32(rangeBits(1, 31, 1)),
+func TestParseBits(t *testing.T) {
+	all := func() Schedule {
+		return Schedule{minute: rangeBits(0, 59, 1), hour: uint32(rangeBits(0, 23, 1)), dom: uint32(rangeBits(1, 31, 1)),
 			month: uint16(rangeBits(1, 12, 1)), dow: uint8(rangeBits(0, 6, 1)), domStar: true, dowStar: true}
 	}
-	with := func(f func(c *cron)) cron { c := all(); f(&c); return c }
+	with := func(f func(c *Schedule)) Schedule { c := all(); f(&c); return c }
 	tests := []struct {
 		expr string
-		want cron
+		want Schedule
 	}{
 		{"* * * * *", all()},
-		{"*/15 * * * *", with(func(c *cron) { c.minute = bitsOf(0, 15, 30, 45) })},
-		{"1-30/5 * * * *", with(func(c *cron) { c.minute = bitsOf(1, 6, 11, 16, 21, 26) })},
-		{"5/20 * * * *", with(func(c *cron) { c.minute = bitsOf(5, 25, 45) })},
-		{"0,30 8-17 * * *", with(func(c *cron) { c.minute = bitsOf(0, 30); c.hour = uint32(rangeBits(8, 17, 1)) })},
-		{"0 2 * * sun", with(func(c *cron) { c.minute = 1; c.hour = 1 << 2; c.dow = 1; c.dowStar = false })},
-		{"0 2 * * 7", with(func(c *cron) { c.minute = 1; c.hour = 1 << 2; c.dow = 1; c.dowStar = false })},
-		{"0 2 * * 0", with(func(c *cron) { c.minute = 1; c.hour = 1 << 2; c.dow = 1; c.dowStar = false })},
-		{"0 0 * * MON-FRI", with(func(c *cron) { c.minute = 1; c.hour = 1; c.dow = uint8(rangeBits(1, 5, 1)); c.dowStar = false })},
-		{"0 0 * * fri-sun", with(func(c *cron) { c.minute = 1; c.hour = 1; c.dow = uint8(bitsOf(0, 5, 6)); c.dowStar = false })},
-		{"0 0 * * 5-7", with(func(c *cron) { c.minute = 1; c.hour = 1; c.dow = uint8(bitsOf(0, 5, 6)); c.dowStar = false })},
-		{"0 0 * * */2", with(func(c *cron) { c.minute = 1; c.hour = 1; c.dow = uint8(bitsOf(0, 2, 4, 6)) })},
-		{"0 0 1,15 jan,Jul *", with(func(c *cron) {
+		{"*/15 * * * *", with(func(c *Schedule) { c.minute = bitsOf(0, 15, 30, 45) })},
+		{"1-30/5 * * * *", with(func(c *Schedule) { c.minute = bitsOf(1, 6, 11, 16, 21, 26) })},
+		{"5/20 * * * *", with(func(c *Schedule) { c.minute = bitsOf(5, 25, 45) })},
+		{"0,30 8-17 * * *", with(func(c *Schedule) { c.minute = bitsOf(0, 30); c.hour = uint32(rangeBits(8, 17, 1)) })},
+		{"0 2 * * sun", with(func(c *Schedule) { c.minute = 1; c.hour = 1 << 2; c.dow = 1; c.dowStar = false })},
+		{"0 2 * * 7", with(func(c *Schedule) { c.minute = 1; c.hour = 1 << 2; c.dow = 1; c.dowStar = false })},
+		{"0 2 * * 0", with(func(c *Schedule) { c.minute = 1; c.hour = 1 << 2; c.dow = 1; c.dowStar = false })},
+		{"0 0 * * MON-FRI", with(func(c *Schedule) { c.minute = 1; c.hour = 1; c.dow = uint8(rangeBits(1, 5, 1)); c.dowStar = false })},
+		{"0 0 * * fri-sun", with(func(c *Schedule) { c.minute = 1; c.hour = 1; c.dow = uint8(bitsOf(0, 5, 6)); c.dowStar = false })},
+		{"0 0 * * 5-7", with(func(c *Schedule) { c.minute = 1; c.hour = 1; c.dow = uint8(bitsOf(0, 5, 6)); c.dowStar = false })},
+		{"0 0 * * */2", with(func(c *Schedule) { c.minute = 1; c.hour = 1; c.dow = uint8(bitsOf(0, 2, 4, 6)) })},
+		{"0 0 1,15 jan,Jul *", with(func(c *Schedule) {
 			c.minute = 1
 			c.hour = 1
 			c.dom = uint32(bitsOf(1, 15))
 			c.domStar = false
 			c.month = uint16(bitsOf(1, 7))
 		})},
-		{"0 0 1 * mon", with(func(c *cron) {
+		{"0 0 1 * mon", with(func(c *Schedule) {
 			c.minute, c.hour, c.dom, c.dow = 1, 1, 1<<1, 1<<1
 			c.domStar, c.dowStar = false, false
 		})},
-		{"  0   0  *  *  *  ", with(func(c *cron) { c.minute, c.hour = 1, 1 })},
-		{"@daily", with(func(c *cron) { c.minute, c.hour = 1, 1 })},
-		{"@hourly", with(func(c *cron) { c.minute = 1 })},
-		{"@weekly", with(func(c *cron) { c.minute, c.hour, c.dow, c.dowStar = 1, 1, 1, false })},
-		{"@monthly", with(func(c *cron) { c.minute, c.hour, c.dom, c.domStar = 1, 1, 1<<1, false })},
-		{"@YEARLY", with(func(c *cron) { c.minute, c.hour, c.dom, c.domStar, c.month = 1, 1, 1<<1, false, 1<<1 })},
-		{"0 0 29 2 *", with(func(c *cron) { c.minute, c.hour, c.dom, c.domStar, c.month = 1, 1, 1<<29, false, 1<<2 })},
+		{"  0   0  *  *  *  ", with(func(c *Schedule) { c.minute, c.hour = 1, 1 })},
+		{"@daily", with(func(c *Schedule) { c.minute, c.hour = 1, 1 })},
+		{"@hourly", with(func(c *Schedule) { c.minute = 1 })},
+		{"@weekly", with(func(c *Schedule) { c.minute, c.hour, c.dow, c.dowStar = 1, 1, 1, false })},
+		{"@monthly", with(func(c *Schedule) { c.minute, c.hour, c.dom, c.domStar = 1, 1, 1<<1, false })},
+		{"@YEARLY", with(func(c *Schedule) { c.minute, c.hour, c.dom, c.domStar, c.month = 1, 1, 1<<1, false, 1<<1 })},
+		{"0 0 29 2 *", with(func(c *Schedule) { c.minute, c.hour, c.dom, c.domStar, c.month = 1, 1, 1<<29, false, 1<<2 })},
 	}
 	for _, tt := range tests {
 		t.Run(tt.expr, func(t *testing.T) {
-			got, err := parseCron(tt.expr)
+			got, err := Parse(tt.expr)
 			if err != nil {
-				t.Fatalf("parseCron(%q): %v", tt.expr, err)
+				t.Fatalf("Parse(%q): %v", tt.expr, err)
 			}
-			if *got != tt.want {
-				t.Errorf("parseCron(%q) =\n %+v\nwant\n %+v", tt.expr, *got, tt.want)
+			g := *got
+			g.expr = "" // the bits are what is compared
+			if g != tt.want {
+				t.Errorf("Parse(%q) =\n %+v\nwant\n %+v", tt.expr, *got, tt.want)
 			}
 		})
 	}
 }
 
-func TestParseCronInvalid(t *testing.T) {
+func TestParseErrorMessages(t *testing.T) {
 	tests := []struct{ expr, want string }{
 		{"", "want 5 fields (minute hour day-of-month month day-of-week), got 0"},
 		{"* * * *", "want 5 fields (minute hour day-of-month month day-of-week), got 4"},
@@ -105,23 +106,24 @@ func TestParseCronInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.expr, func(t *testing.T) {
-			_, err := parseCron(tt.expr)
+			_, err := Parse(tt.expr)
 			if err == nil {
-				t.Fatalf("parseCron(%q): no error, want %q", tt.expr, tt.want)
+				t.Fatalf("Parse(%q): no error, want %q", tt.expr, tt.want)
 			}
 			if err.Error() != tt.want {
-				t.Errorf("parseCron(%q) error\n %q\nwant\n %q", tt.expr, err, tt.want)
+				t.Errorf("Parse(%q) error\n %q\nwant\n %q", tt.expr, err, tt.want)
 			}
 		})
 	}
 }
 
 // matchesNaive is the obvious definition of a match, minute by minute.
-func matchesNaive(c *cron, lt time.Time) bool {
+func matchesNaive(c *Schedule, lt time.Time) bool {
 	return c.minute&(1<<lt.Minute()) != 0 && c.hour&(1<<lt.Hour()) != 0 && c.dayMatches(lt.Year(), lt.Month(), lt.Day())
 }
 
-// TestPrevNextAgainstNaive checks the day/hour/minute stepping search
+// TestPrevNextAgainstNaive (from the maintenance windows that used this
+// parser first) checks the day/hour/minute stepping search
 // against a minute-by-minute scan, in zones without DST changes (where
 // every wall minute exists exactly once).
 func TestPrevNextAgainstNaive(t *testing.T) {
@@ -132,7 +134,7 @@ func TestPrevNextAgainstNaive(t *testing.T) {
 	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	const span = 3 * 24 * time.Hour
 	for _, expr := range exprs {
-		c, err := parseCron(expr)
+		c, err := Parse(expr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -147,7 +149,7 @@ func TestPrevNextAgainstNaive(t *testing.T) {
 						break
 					}
 				}
-				got, ok := c.prev(tm, tm.Add(-span), loc)
+				got, ok := c.PrevSince(tm, tm.Add(-span), loc)
 				if !want.IsZero() && (!ok || !got.Equal(want)) {
 					t.Errorf("%q in %s: prev(%v) = %v, %v; want %v", expr, loc, tm, got, ok, want)
 				}
@@ -166,7 +168,7 @@ func TestPrevNextAgainstNaive(t *testing.T) {
 						break
 					}
 				}
-				got, ok = c.next(tm, tm.Add(span), loc)
+				got, ok = c.NextUntil(tm, tm.Add(span), loc)
 				if !want.IsZero() && (!ok || !got.Equal(want)) {
 					t.Errorf("%q in %s: next(%v) = %v, %v; want %v", expr, loc, tm, got, ok, want)
 				}
@@ -176,11 +178,4 @@ func TestPrevNextAgainstNaive(t *testing.T) {
 			}
 		}
 	}
-}
-
-func ExampleWindow_Next() {
-	w := Window{Name: "patch tuesday", Schedule: "0 22 * * tue", Duration: 3 * 3600e9, TimeZone: "Europe/Berlin", Checks: []string{"web"}}
-	n, ok := w.Next(time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC))
-	fmt.Println(n.UTC(), ok)
-	// Output: 2026-07-07 20:00:00 +0000 UTC true
 }

@@ -34,8 +34,11 @@ type RouteConfig struct {
 	Channels []string `yaml:"channels" json:"channels,omitempty"`
 	// GroupBy lists the labels whose values form a group (one incident);
 	// ["..."] groups by every label.
-	GroupBy   []string       `yaml:"group_by" json:"group_by,omitempty"`
-	GroupWait check.Duration `yaml:"group_wait" json:"group_wait,omitempty"`
+	GroupBy []string `yaml:"group_by" json:"group_by,omitempty"`
+	// GroupWait is how long a new group waits for more alerts before its
+	// first notification; nil inherits the parent's, and an explicit 0
+	// notifies at once.
+	GroupWait *check.Duration `yaml:"group_wait" json:"group_wait,omitempty"`
 	// Continue keeps matching the following siblings after this route
 	// matched.
 	Continue bool          `yaml:"continue" json:"continue,omitempty"`
@@ -133,10 +136,10 @@ func compileRoute(rc RouteConfig, parent Decision, path, id string) (*Route, err
 		}
 		d.GroupBy = slices.Clone(rc.GroupBy)
 	}
-	if rc.GroupWait < 0 {
-		return nil, &check.FieldError{Field: path + ".group_wait", Reason: "must not be negative"}
-	}
-	if rc.GroupWait > 0 {
+	if rc.GroupWait != nil {
+		if *rc.GroupWait < 0 {
+			return nil, &check.FieldError{Field: path + ".group_wait", Reason: "must not be negative"}
+		}
 		d.GroupWait = rc.GroupWait.D()
 	}
 	r.decision = d

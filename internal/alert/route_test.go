@@ -13,11 +13,11 @@ import (
 func testTree() RouteConfig {
 	return RouteConfig{
 		Team: TeamNOC, Policy: "default", Channels: []string{"ops"},
-		GroupBy: []string{"alertname", "check"}, GroupWait: check.Duration(30 * time.Second),
+		GroupBy: []string{"alertname", "check"}, GroupWait: new(check.Duration(30 * time.Second)),
 		Routes: []RouteConfig{
 			{Matchers: []string{`team="soc"`}, Team: TeamSOC, Origin: OriginHuman, Policy: "soc-default",
 				Routes: []RouteConfig{
-					{Matchers: []string{`severity="critical"`}, Channels: []string{"soc-pager"}, GroupWait: check.Duration(time.Second)},
+					{Matchers: []string{`severity="critical"`}, Channels: []string{"soc-pager"}, GroupWait: new(check.Duration(time.Second))},
 				}},
 			{Matchers: []string{`{service=~"db|cache", env="prod"}`}, Policy: "dba", Continue: true},
 			{Matchers: []string{`env="prod"`}, Channels: []string{"prod-chat"}, GroupBy: []string{"..."}},
@@ -75,6 +75,35 @@ func TestRouteDefaults(t *testing.T) {
 	}
 }
 
+// TestRouteZeroGroupWait: an explicit "group_wait: 0s" notifies at once,
+// also below a parent with a longer wait; unset inherits.
+func TestRouteZeroGroupWait(t *testing.T) {
+	r, err := CompileRoute(RouteConfig{
+		GroupWait: new(check.Duration(0)),
+		Routes: []RouteConfig{
+			{Matchers: []string{`team="soc"`}, GroupWait: new(check.Duration(time.Minute)),
+				Routes: []RouteConfig{{Matchers: []string{`fast="yes"`}, GroupWait: new(check.Duration(0))}, {Matchers: []string{`fast="no"`}}}},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		labels map[string]string
+		want   time.Duration
+	}{
+		{map[string]string{"team": "noc"}, 0},
+		{map[string]string{"team": "soc", "fast": "yes"}, 0},
+		{map[string]string{"team": "soc", "fast": "no"}, time.Minute},
+		{map[string]string{"team": "soc"}, time.Minute},
+	} {
+		d := r.Match(tc.labels)
+		if len(d) != 1 || d[0].GroupWait != tc.want {
+			t.Errorf("%v: %+v, want group wait %v", tc.labels, d, tc.want)
+		}
+	}
+}
+
 func TestCompileRouteErrors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -91,7 +120,7 @@ func TestCompileRouteErrors(t *testing.T) {
 		{"group_by all with others", RouteConfig{GroupBy: []string{"a", "..."}}, `route.group_by[1]: "..." (group by every label) must be the only entry`},
 		{"group_by dup", RouteConfig{GroupBy: []string{"a", "a"}}, `route.group_by[1]: duplicate label "a"`},
 		{"group_by bad", RouteConfig{GroupBy: []string{"a b"}}, `route.group_by[0]: invalid label name "a b"`},
-		{"group_wait", RouteConfig{GroupWait: -1}, `route.group_wait: must not be negative`},
+		{"group_wait", RouteConfig{GroupWait: new(check.Duration(-1))}, `route.group_wait: must not be negative`},
 		{"channel empty", RouteConfig{Channels: []string{""}}, `route.channels[0]: must not be empty`},
 		{"channel dup", RouteConfig{Channels: []string{"a", "a"}}, `route.channels[1]: duplicate channel "a"`},
 	}

@@ -2,7 +2,6 @@ package config
 
 import (
 	"testing"
-	"time"
 
 	"github.com/nocsoc/nocsoc/internal/alert"
 )
@@ -85,7 +84,7 @@ func TestLoadAlertingFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := r.Match(map[string]string{"team": "soc", "severity": "critical", "env": "prod"})
-	if len(d) != 1 || d[0].RouteID != "0.0.0" || d[0].Team != "soc" || d[0].Policy != "soc-default" || d[0].GroupWait != 30*time.Second {
+	if len(d) != 1 || d[0].RouteID != "0.0.0" || d[0].Team != "soc" || d[0].Policy != "soc-default" || d[0].GroupWait != 0 {
 		t.Errorf("soc critical routed to %+v", d)
 	}
 	if _, err := alert.NewInhibitor(a.InhibitRules); err != nil {

@@ -139,7 +139,7 @@ func (f *fixture) tick(t *testing.T) {
 	}
 }
 
-var defaultRoute = alert.RouteConfig{Team: "noc", Policy: "default", Channels: []string{"ops"}, GroupBy: []string{"alertname"}, GroupWait: check.Duration(30 * time.Second)}
+var defaultRoute = alert.RouteConfig{Team: "noc", Policy: "default", Channels: []string{"ops"}, GroupBy: []string{"alertname"}, GroupWait: new(check.Duration(30 * time.Second))}
 
 func TestGroupingDedupAndGroupWait(t *testing.T) {
 	f := newFixture(t, defaultRoute, nil)

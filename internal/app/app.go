@@ -206,6 +206,7 @@ func (a *App) open(ctx context.Context) error {
 	}
 	a.detect = detect.New(detect.Options{Engine: eng, Alerts: autoSink{a: a, next: responseSink{resp}}, Logger: a.log})
 	a.soc = soc.New(ev, a.detect, a.log)
+	a.registerPipelineMetrics()
 	a.ingest = ingest.NewManager(ingest.Options{
 		Sink:      a.soc,
 		Normalize: normalize.Normalize,
@@ -746,4 +747,38 @@ func (a *App) detectRules() []*sigma.Rule {
 		return e.Rules()
 	}
 	return nil
+}
+
+// registerPipelineMetrics exposes where an event or alert waits between
+// acceptance and notification: the detection queue and lag, the incident
+// workflow's intake queue and the notification dispatcher.
+func (a *App) registerPipelineMetrics() {
+	gauge := func(name, help string, f func() float64) {
+		a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	}
+	counter := func(name, help string, f func() float64) {
+		a.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
+	}
+	gauge("nocsoc_soc_detection_queue_batches", "Stored event batches waiting for Sigma detection.",
+		func() float64 { return float64(a.soc.Stats().Queued) })
+	gauge("nocsoc_soc_detection_lag_seconds", "The last batch's time from stored to evaluated by detection.",
+		func() float64 { return a.soc.Stats().DetectionLag.Seconds() })
+	counter("nocsoc_soc_detection_errors_total", "Batches whose detection failed.",
+		func() float64 { return float64(a.soc.Stats().DetectErrors) })
+	gauge("nocsoc_incident_intake_queue", "Alert and delivery operations waiting for the incident workflow.",
+		func() float64 { return float64(a.resp.QueueDepth()) })
+	gauge("nocsoc_notify_queued", "Notifications waiting for a dispatcher worker.",
+		func() float64 { return float64(a.resp.DispatchStats().Queued) })
+	gauge("nocsoc_notify_retrying", "Notifications waiting for their retry backoff to end.",
+		func() float64 { return float64(a.resp.DispatchStats().Retrying) })
+	gauge("nocsoc_notify_in_flight", "Notifications being sent.",
+		func() float64 { return float64(a.resp.DispatchStats().InFlight) })
+	counter("nocsoc_notify_sent_total", "Notification attempts that succeeded.",
+		func() float64 { return float64(a.resp.DispatchStats().Sent) })
+	counter("nocsoc_notify_failed_total", "Notification attempts that failed and will be retried.",
+		func() float64 { return float64(a.resp.DispatchStats().Failed) })
+	counter("nocsoc_notify_dead_total", "Notifications given up after their last attempt.",
+		func() float64 { return float64(a.resp.DispatchStats().Dead) })
+	counter("nocsoc_notify_dropped_total", "Notifications refused because the dispatcher queue was full.",
+		func() float64 { return float64(a.resp.DispatchStats().Dropped) })
 }

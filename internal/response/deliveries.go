@@ -46,3 +46,12 @@ func (s *Service) SetDispatcher(d *notify.Dispatcher) { s.disp = d }
 // SetPublicURL sets the base of incident links in notifications; the app
 // knows it only once the listener is bound. Call it before Run.
 func (s *Service) SetPublicURL(u string) { s.publicURL = u }
+
+// DispatchStats returns the notification dispatcher's counters (zero
+// before SetDispatcher).
+func (s *Service) DispatchStats() notify.DispatchStats {
+	if s.disp == nil {
+		return notify.DispatchStats{}
+	}
+	return s.disp.Stats()
+}

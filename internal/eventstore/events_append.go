@@ -427,7 +427,8 @@ func (s *Store) commitEventGroup(group []*appendReq) {
 			all = append(all, r.rows...)
 		}
 	}
-	if err := s.ev.jn.commit(all); err != nil {
+	payload, err := s.ev.jn.commit(all)
+	if err != nil {
 		// Nothing of the group is acknowledged; the ids are not reused, so
 		// a partly written record that a restart replays cannot collide.
 		s.ev.nextID = id
@@ -437,7 +438,7 @@ func (s *Store) commitEventGroup(group []*appendReq) {
 		return
 	}
 	s.ev.nextID = id
-	s.committed(all, id-1)
+	s.committed(payload, len(all), id-1)
 	if s.o.OnWrite != nil {
 		s.o.OnWrite(len(all), time.Since(start))
 	}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // The event journal makes appended events durable before they reach
@@ -125,43 +126,46 @@ func (j *journal) rotate() (uint64, error) {
 	return old, nil
 }
 
-// commit appends one record holding rows and makes it durable.
-func (j *journal) commit(rows [][]driver.Value) error {
-	if j.dir == "" {
-		return nil
-	}
+// commit appends one record holding rows and makes it durable. It
+// returns the record's payload (the loader's copy of the rows; an
+// in-memory store encodes it without writing), valid until the next
+// commit.
+func (j *journal) commit(rows [][]driver.Value) ([]byte, error) {
 	b := append(j.buf[:0], 0, 0, 0, 0, 0, 0, 0, 0)
 	b = binary.AppendUvarint(b, uint64(len(rows)))
 	var err error
 	for _, row := range rows {
 		for _, v := range row {
 			if b, err = appendValue(b, v); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
 	payload := b[8:]
 	if len(payload) > math.MaxUint32 {
-		return fmt.Errorf("journal: record of %d bytes is too large", len(payload))
+		return nil, fmt.Errorf("journal: record of %d bytes is too large", len(payload))
 	}
 	binary.LittleEndian.PutUint32(b[0:], uint32(len(payload)))
 	binary.LittleEndian.PutUint32(b[4:], crc32.Checksum(payload, crcTable))
 	j.buf = b
+	if j.dir == "" {
+		return payload, nil
+	}
 	if err := j.write(b); err != nil {
 		// Cut off what may have been written, so that later records do
 		// not follow a damaged one (a replay stops at the first).
 		if terr := j.f.Truncate(j.size); terr != nil {
 			if _, rerr := j.rotate(); rerr != nil {
-				return errors.Join(err, terr, rerr)
+				return nil, errors.Join(err, terr, rerr)
 			}
 		}
-		return err
+		return nil, err
 	}
 	j.size += int64(len(b))
 	if cap(j.buf) > 64<<20 {
 		j.buf = nil // do not keep an outsized buffer
 	}
-	return nil
+	return payload, nil
 }
 
 func (j *journal) write(b []byte) error {
@@ -245,45 +249,75 @@ var errTorn = errors.New("torn record")
 
 // decodeRecord decodes one record's payload into rows.
 func decodeRecord(p []byte) ([][]driver.Value, error) {
+	var rows [][]driver.Value
+	var vals []driver.Value
+	err := eachRow(p, true, func(n int) {
+		rows = make([][]driver.Value, 0, n)
+		vals = make([]driver.Value, n*eventCols)
+	}, func(row []driver.Value) error {
+		r := vals[:eventCols:eventCols]
+		vals = vals[eventCols:]
+		copy(r, row)
+		rows = append(rows, r)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+// eachRow decodes a record's payload row by row into one reused row and
+// calls fn with it; start, if not nil, first gets the row count. Without
+// own, strings and byte slices alias p: fn must be done with them before
+// p changes (the loader hands them to DuckDB's appender, which copies).
+func eachRow(p []byte, own bool, start func(n int), fn func(row []driver.Value) error) error {
 	n, k := binary.Uvarint(p)
 	if k <= 0 || n > uint64(len(p)) {
-		return nil, errTorn
+		return errTorn
 	}
 	p = p[k:]
-	rows := make([][]driver.Value, n)
-	vals := make([]driver.Value, int(n)*eventCols)
-	for i := range rows {
-		row := vals[i*eventCols : (i+1)*eventCols : (i+1)*eventCols]
+	if start != nil {
+		start(int(n))
+	}
+	row := make([]driver.Value, eventCols)
+	for range n {
 		for c := range row {
 			if len(p) == 0 {
-				return nil, errTorn
+				return errTorn
 			}
 			tag := p[0]
 			p = p[1:]
 			switch tag {
 			case tagNil:
+				row[c] = nil
 			case tagString, tagBytes:
 				l, k := binary.Uvarint(p)
 				if k <= 0 || l > uint64(len(p)-k) {
-					return nil, errTorn
+					return errTorn
 				}
 				data := p[k : k+int(l)]
-				if tag == tagString {
-					row[c] = string(data)
-				} else {
+				switch {
+				case tag == tagBytes && own:
 					row[c] = slices.Clone(data)
+				case tag == tagBytes:
+					row[c] = data
+				case own:
+					row[c] = string(data)
+				default:
+					row[c] = unsafe.String(unsafe.SliceData(data), len(data))
 				}
 				p = p[k+int(l):]
 			case tagUint64:
 				x, k := binary.Uvarint(p)
 				if k <= 0 {
-					return nil, errTorn
+					return errTorn
 				}
 				row[c], p = x, p[k:]
 			case tagInt64, tagInt32, tagTime:
 				x, k := binary.Varint(p)
 				if k <= 0 {
-					return nil, errTorn
+					return errTorn
 				}
 				switch tag {
 				case tagInt64:
@@ -299,12 +333,14 @@ func decodeRecord(p []byte) ([][]driver.Value, error) {
 			case tagFalse:
 				row[c] = false
 			default:
-				return nil, errTorn
+				return errTorn
 			}
 		}
-		rows[i] = row
+		if err := fn(row); err != nil {
+			return err
+		}
 	}
-	return rows, nil
+	return nil
 }
 
 // readSegment returns the rows of every intact record of a segment, in

@@ -18,7 +18,7 @@ import (
 func crash(t *testing.T, s *Store) {
 	t.Helper()
 	s.ev.lmu.Lock()
-	s.ev.ld.unloaded, s.ev.ld.retry = nil, nil
+	s.ev.ld.segs, s.ev.ld.cur, s.ev.ld.pending = nil, loadSeg{}, 0
 	s.ev.lmu.Unlock()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -216,5 +216,54 @@ func TestJournalEncodingRoundTrip(t *testing.T) {
 	}
 	if _, err := appendValue(nil, 1.5); err == nil {
 		t.Fatal("a float64 value encoded; want an error (no column holds one)")
+	}
+}
+
+// TestJournalFullSegmentsLoad: once the open segment holds LoadRows rows
+// it is closed and loaded whole, without a read asking; the rest waits.
+// A crash with closed and open segments pending replays both.
+func TestJournalFullSegmentsLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.duckdb")
+	ctx := context.Background()
+	s, err := Open(ctx, Options{Path: path, LoadRows: 100, LoadEvery: time.Hour, MaxPending: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if _, err := s.AppendEvents(ctx, journalEvents(45, i*45)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Records are never split: segments close at 135 rows (3 × 45), so
+	// 405 rows are in closed segments and 45 wait in the open one.
+	deadline := time.Now().Add(30 * time.Second)
+	for s.UnloadedEvents() != 45 {
+		if time.Now().After(deadline) {
+			t.Fatalf("unloaded = %d after 30 s, want 45 (the full segments loaded, the open one waiting)", s.UnloadedEvents())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if seqs, _ := segments(path + ".journal"); len(seqs) != 1 {
+		t.Fatalf("segments = %v, want only the open one (loaded ones deleted)", seqs)
+	}
+	// One more full segment (the loader may or may not have loaded it)
+	// and an open one, then a crash: replay adds what DuckDB lacks.
+	for i := 10; i < 13; i++ {
+		if _, err := s.AppendEvents(ctx, journalEvents(45, i*45)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.AppendEvents(ctx, journalEvents(15, 585)); err != nil {
+		t.Fatal(err)
+	}
+	crash(t, s)
+
+	s2 := openTest(t, Options{Path: path})
+	if n, err := s2.EventCount(ctx); err != nil || n != 600 {
+		t.Fatalf("count after replay = %d, %v; want 600", n, err)
+	}
+	got, _, err := s2.SearchEvents(ctx, EventQuery{Where: mustParse(t, "n:599"), Limit: 10})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("last event after replay: %v, %v", got, err)
 	}
 }

@@ -48,9 +48,6 @@ var (
 	nistRe = regexp.MustCompile(`^(GV|ID|PR|DE|RS|RC)\.[A-Z]{2}-(0[1-9]|[1-9][0-9])$`)
 )
 
-// isoMax is the number of controls in each ISO 27001:2022 Annex A theme.
-var isoMax = map[string]int{"5": 37, "6": 8, "7": 14, "8": 34}
-
 // ValidateControl checks a control id's format for its framework.
 func ValidateControl(framework, id string) error {
 	switch framework {
@@ -62,18 +59,20 @@ func ValidateControl(framework, id string) error {
 		if !pciRe.MatchString(id) {
 			return fmt.Errorf("%s control %q: expected a requirement number 1-12 like 8.3.6", framework, id)
 		}
+		return checkPCI(id)
 	case FrameworkISO:
 		m := isoRe.FindStringSubmatch(id)
 		if m == nil {
 			return fmt.Errorf("%s control %q: expected an Annex A control like A.8.5", framework, id)
 		}
-		if n, _ := strconv.Atoi(m[2]); n > isoMax[m[1]] {
-			return fmt.Errorf("%s control %q: theme A.%s has controls 1-%d", framework, id, m[1], isoMax[m[1]])
+		if n, _ := strconv.Atoi(m[2]); n > isoControls[m[1]] {
+			return fmt.Errorf("%s control %q: theme A.%s has controls 1-%d", framework, id, m[1], isoControls[m[1]])
 		}
 	case FrameworkNIST:
 		if !nistRe.MatchString(id) {
 			return fmt.Errorf("%s control %q: expected a subcategory like PR.AA-01", framework, id)
 		}
+		return checkNIST(id)
 	default:
 		return fmt.Errorf("unknown framework %q (known: %s)", framework, strings.Join(Frameworks(), ", "))
 	}

@@ -349,6 +349,12 @@ func Load(name, src string) (*Config, error) {
 				errs = append(errs, err)
 				continue
 			}
+			if verrs := cp.validate(); len(verrs) > 0 {
+				for _, err := range verrs {
+					errs = append(errs, d.fieldError(err, p.val, "compliance", p.key.Line))
+				}
+				continue
+			}
 			c.Compliance = cp
 		case "response":
 			var rs Response

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -39,6 +38,9 @@ type complianceState struct {
 	spec   agentproto.FactSpec
 	errs   []string
 	evalMu sync.Mutex
+	// src is where policies come from and the directory's loader
+	// (compliance_reload.go).
+	src policySources
 }
 
 // Compliance errors the HTTP layer maps to statuses.
@@ -63,35 +65,22 @@ func (e *PolicyError) Error() string {
 // policies uploaded through the API. A refused policy is reported (and
 // logged) with file:line; the others load.
 func (s *Service) LoadPolicies(ctx context.Context) []error {
-	pols, errs := s.readPolicies(ctx, nil)
-	set, setErrs := compliance.NewSet(pols)
-	errs = append(errs, setErrs...)
-	msgs := make([]string, len(errs))
-	for i, err := range errs {
-		msgs[i] = err.Error()
-		s.log.Error("compliance policy refused", "err", err)
-	}
-	st := &s.comp
-	st.mu.Lock()
-	st.set, st.spec, st.errs, st.loaded = set, set.Spec().AgentSpec(), msgs, true
-	st.mu.Unlock()
-	s.log.Info("compliance policies loaded", "policies", len(set.Policies), "checks", len(set.Checks()), "refused", len(errs))
+	_, errs := s.loadPolicies(ctx)
 	return errs
 }
 
-// readPolicies parses every source; replace, when set, stands in for the
-// uploaded policy with its id (an upload being validated).
-func (s *Service) readPolicies(ctx context.Context, replace *compliance.Policy) ([]*compliance.Policy, []error) {
+// readPolicies parses the built-in pack and the uploaded policies around
+// the directory's policies in force (dir, dirErrs); replace, when set,
+// stands in for the uploaded policy with its id (an upload being
+// validated).
+func (s *Service) readPolicies(ctx context.Context, replace *compliance.Policy, noBuiltin bool, dir []*compliance.Policy, dirErrs []error) ([]*compliance.Policy, []error) {
 	var all []*compliance.Policy
 	var errs []error
-	if !s.o.Compliance.NoBuiltin {
+	if !noBuiltin {
 		p, e := compliance.LoadDir(policies.Builtin, "builtin", "builtin", "builtin")
 		all, errs = append(all, p...), append(errs, e...)
 	}
-	if d := s.o.Compliance.PolicyDir; d != "" {
-		p, e := compliance.LoadDir(os.DirFS(d), ".", d, "directory")
-		all, errs = append(all, p...), append(errs, e...)
-	}
+	all, errs = append(all, dir...), append(errs, dirErrs...)
 	stored, err := s.o.Store.CompliancePolicies(ctx)
 	if err != nil {
 		errs = append(errs, err)
@@ -151,7 +140,12 @@ func (s *Service) UploadPolicy(ctx context.Context, actor store.Actor, src []byt
 		}
 	}
 	p.File = "api:" + p.ID
-	pols, _ := s.readPolicies(ctx, p)
+	noBuiltin, dir := s.policySources()
+	var dirPols []*compliance.Policy
+	if dir != nil {
+		dirPols, _ = dir.Current()
+	}
+	pols, _ := s.readPolicies(ctx, p, noBuiltin, dirPols, nil)
 	if _, errs := compliance.NewSet(pols); len(errs) > 0 {
 		var mine []error
 		for _, e := range errs {

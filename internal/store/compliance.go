@@ -577,3 +577,82 @@ func scanExceptions(rows *sql.Rows, err error) ([]ComplianceException, error) {
 	}
 	return out, rows.Err()
 }
+
+// CompliancePruneResult is what PruneComplianceHistory deleted.
+type CompliancePruneResult struct {
+	// HistoryRows are superseded result changes older than the cutoff.
+	HistoryRows int64
+	// TrendRows are daily score points of days before the cutoff's day.
+	TrendRows int64
+}
+
+// PruneComplianceHistory bounds the compliance history to what answers
+// questions about times at or after cutoff. Of an endpoint's result
+// changes for a check, it deletes those older than cutoff that a later
+// change at or before cutoff superseded, so the newest change at or
+// before cutoff (the result in force at cutoff) and every later one stay:
+// ComplianceAsOf, ComplianceHistory and ComplianceTrend answer exactly as
+// before for any time at or after cutoff, and the latest result of every
+// endpoint and check is never deleted. Daily trend points of days before
+// cutoff's (UTC) day are deleted. It works one endpoint per transaction,
+// so agents' results are not held up behind one long delete.
+func (s *Store) PruneComplianceHistory(ctx context.Context, cutoff time.Time) (CompliancePruneResult, error) {
+	var res CompliancePruneResult
+	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT endpoint_id FROM compliance_history WHERE at < ?`, ms(cutoff))
+	if err != nil {
+		return res, fmt.Errorf("prune compliance history: %w", err)
+	}
+	var eps []string
+	for rows.Next() {
+		var ep string
+		if err := rows.Scan(&ep); err != nil {
+			rows.Close()
+			return res, fmt.Errorf("prune compliance history: %w", err)
+		}
+		eps = append(eps, ep)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return res, fmt.Errorf("prune compliance history: %w", err)
+	}
+	for _, ep := range eps {
+		err := s.write(ctx, "compliance_history.prune", func(tx *sql.Tx) error {
+			r, err := tx.ExecContext(ctx, `DELETE FROM compliance_history AS h
+				WHERE h.endpoint_id = ? AND h.at < ? AND EXISTS (
+					SELECT 1 FROM compliance_history AS n
+					WHERE n.endpoint_id = h.endpoint_id AND n.check_id = h.check_id AND n.at <= ?
+					  AND (n.at > h.at OR (n.at = h.at AND n.id > h.id)))`, ep, ms(cutoff), ms(cutoff))
+			if err != nil {
+				return err
+			}
+			n, err := r.RowsAffected()
+			res.HistoryRows += n
+			return err
+		})
+		if err != nil {
+			return res, fmt.Errorf("prune compliance history of endpoint %s: %w", ep, err)
+		}
+	}
+	err = s.write(ctx, "compliance_trend.prune", func(tx *sql.Tx) error {
+		r, err := tx.ExecContext(ctx, `DELETE FROM compliance_trend WHERE day < ?`, cutoff.UTC().Format(time.DateOnly))
+		if err != nil {
+			return err
+		}
+		res.TrendRows, err = r.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return res, fmt.Errorf("prune compliance trend: %w", err)
+	}
+	return res, nil
+}
+
+// ComplianceHistoryRows counts the stored result changes (tests,
+// diagnostics).
+func (s *Store) ComplianceHistoryRows(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM compliance_history`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count compliance history: %w", err)
+	}
+	return n, nil
+}

@@ -83,6 +83,9 @@ type Options struct {
 	// process.kill) run; without it the agent refuses them, so a host's
 	// firewall and accounts change only where an operator opted in.
 	ActiveResponse bool
+	// Labels describe the endpoint (role=web, env=prod) for label-scoped
+	// active response; sent at enrollment and with every heartbeat.
+	Labels map[string]string
 	// Root prefixes the files read for inventory (tests).
 	Root string
 	// Log shipping (logship.go): LogFiles are glob patterns of files to
@@ -109,6 +112,9 @@ func (o *Options) normalize() error {
 		return fmt.Errorf("server: %q is not an http(s) URL", o.Server)
 	}
 	o.Server = strings.TrimSuffix(o.Server, "/")
+	if err := agentproto.ValidateLabels(o.Labels); err != nil {
+		return fmt.Errorf("label: %w", err)
+	}
 	if o.StateDir == "" {
 		return errors.New("state: is required")
 	}
@@ -320,7 +326,8 @@ func (a *Agent) enroll(ctx context.Context) error {
 		return fmt.Errorf("agent: not enrolled yet: --enroll-token is required")
 	}
 	hostname, _ := os.Hostname()
-	req := agentproto.EnrollRequest{Token: a.o.EnrollToken, Hostname: hostname, OS: runtime.GOOS, Arch: runtime.GOARCH, AgentVersion: Version}
+	req := agentproto.EnrollRequest{Token: a.o.EnrollToken, Hostname: hostname, OS: runtime.GOOS, Arch: runtime.GOARCH, AgentVersion: Version,
+		Labels: a.o.Labels}
 	if hi, err := host.InfoWithContext(ctx); err == nil {
 		req.Platform = strings.TrimSpace(hi.Platform + " " + hi.PlatformVersion)
 		req.Kernel = hi.KernelVersion
@@ -415,7 +422,10 @@ func (a *Agent) cycle(ctx context.Context) error {
 	}
 	a.seqMu.Unlock()
 	hb := agentproto.Heartbeat{AgentID: a.cred.AgentID, SentAt: now, IntervalMS: a.o.Interval.Milliseconds(),
-		Buffered: a.buf.Len(), Dropped: a.buf.Dropped()}
+		Buffered: a.buf.Len(), Dropped: a.buf.Dropped(), Labels: a.o.Labels}
+	if hb.Labels == nil {
+		hb.Labels = map[string]string{} // no --label: clear any earlier ones
+	}
 	hb.Hostname, _ = os.Hostname()
 	if err := a.post(ctx, agentproto.PathHeartbeat, a.cred.Credential, hb, nil); err != nil {
 		if errors.Is(err, ErrRefused) {

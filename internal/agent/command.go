@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/nocsoc/nocsoc/internal/agentproto"
 )
 
 // Command runs the agent from command-line arguments (without the program
@@ -43,6 +45,23 @@ func Command(ctx context.Context, args []string, stderr io.Writer) error {
 				o.LogFiles = append(o.LogFiles, g)
 			}
 		}
+		return nil
+	})
+	fs.Func("label", "endpoint label key=value for active-response scopes, e.g. role=web (repeatable)", func(v string) error {
+		k, val, err := agentproto.ParseLabel(v)
+		if err != nil {
+			return err
+		}
+		if o.Labels == nil {
+			o.Labels = map[string]string{}
+		}
+		if _, dup := o.Labels[k]; dup {
+			return fmt.Errorf("label %q given twice", k)
+		}
+		if len(o.Labels) >= agentproto.MaxLabels {
+			return fmt.Errorf("at most %d labels", agentproto.MaxLabels)
+		}
+		o.Labels[k] = val
 		return nil
 	})
 	fs.BoolVar(&o.Journal, "journal", false, "ship journald entries (needs journalctl)")

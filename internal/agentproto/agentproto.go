@@ -37,6 +37,8 @@ type EnrollRequest struct {
 	Kernel       string `json:"kernel,omitempty"`
 	Arch         string `json:"arch,omitempty"`
 	AgentVersion string `json:"agent_version,omitempty"`
+	// Labels are the agent's --label flags (labels.go).
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // EnrollResponse carries the agent's identity. The credential is shown only
@@ -57,6 +59,10 @@ type Heartbeat struct {
 	// bounded buffer has discarded since enrollment.
 	Buffered int    `json:"buffered"`
 	Dropped  uint64 `json:"dropped"`
+	// Labels are the agent's --label flags, sent with every heartbeat so
+	// a restart with other flags relabels the endpoint. Absent (null,
+	// older agents) leaves the stored labels alone; {} clears them.
+	Labels map[string]string `json:"labels"`
 }
 
 // Batch is one unit of reported data. BatchID (a random UUID) makes a

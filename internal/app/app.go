@@ -434,7 +434,20 @@ func (a *App) Reload(ctx context.Context) error {
 		a.log.Error("detection config reload refused; the previous rules stay in force", "err", err)
 		return err
 	}
+	// The response policy (allow-list, servers, approval, rate limits,
+	// repeat, rules) applies now; rate-limit counters carry over.
+	if a.ar != nil {
+		if err := a.ar.Apply(c.Response); err != nil {
+			a.log.Error("response config reload refused; the previous policy stays in force", "err", err)
+			return fmt.Errorf("response: %w", err)
+		}
+	}
 	a.detect.SetEngine(eng)
+	// Policy files added, changed or removed apply now (compliance.go); a
+	// refused file keeps its previous version and does not refuse the
+	// reload.
+	a.fleet.SetPolicySources(c.Compliance.Policies, !c.Compliance.BuiltinOn())
+	a.fleet.ReloadPolicies(ctx)
 	// Server settings (listen, data dir) need a restart; checks and
 	// windows apply now.
 	a.cfg = c
@@ -523,6 +536,7 @@ func (a *App) Run(ctx context.Context) error {
 		defer wg.Done()
 		a.ar.Run(runCtx) // decisions → agent firewalls; automatic responses
 	}()
+	a.runCompliance(runCtx, &wg) // compliance.go: policy directory polling, history retention
 	if a.opts.ConfigPath != "" && a.opts.ConfigPoll >= 0 {
 		poll := a.opts.ConfigPoll
 		if poll == 0 {

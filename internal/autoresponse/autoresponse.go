@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nocsoc/nocsoc/internal/agentproto"
 	"github.com/nocsoc/nocsoc/internal/auth"
 	"github.com/nocsoc/nocsoc/internal/config"
 	"github.com/nocsoc/nocsoc/internal/decision"
@@ -101,21 +102,24 @@ type Options struct {
 
 // Service is the active-response service. Safe for concurrent use.
 type Service struct {
-	st     *store.Store
-	jobs   JobCreator
-	cfg    config.Response
-	policy decision.Policy
-	// servers and isoAllow go into every isolation job.
-	servers  []netip.Addr
-	isoAllow []netip.Prefix
-	log      *slog.Logger
-	now      func() time.Time
-	limits   *limiter
-	rules    *ruleResponses
+	st   *store.Store
+	jobs JobCreator
+	// set is the policy from the response section, swapped whole by
+	// Apply (config reload); basePolicy and baseServers are what New was
+	// given, the start of every rebuild.
+	set         atomic.Pointer[settings]
+	basePolicy  decision.Policy
+	baseServers []netip.Addr
+	log         *slog.Logger
+	now         func() time.Time
+	// limits keeps its counters across reloads (setLimits).
+	limits *limiter
 
 	mu sync.Mutex // serialises reconcile passes
 
 	kick chan struct{}
+	// applied tells Run that Apply changed the reconcile interval.
+	applied chan struct{}
 
 	// Counters, shown by Stats.
 	refusedRate, refusedGuard, refusedNoTarget, dispatchErrors, dropped atomic.Uint64
@@ -130,6 +134,16 @@ type Service struct {
 	alerts chan alertJob
 }
 
+// settings is everything derived from the response section.
+type settings struct {
+	cfg    config.Response
+	policy decision.Policy
+	// servers and isoAllow go into every isolation job.
+	servers  []netip.Addr
+	isoAllow []netip.Prefix
+	rules    *ruleResponses
+}
+
 // New returns a Service; Run starts its reconciler and alert worker.
 func New(o Options) (*Service, error) {
 	if o.Logger == nil {
@@ -138,45 +152,85 @@ func New(o Options) (*Service, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Service{st: o.Store, jobs: o.Jobs, cfg: o.Config, policy: o.Policy, log: o.Logger.With("component", "autoresponse"),
-		now: o.Now, kick: make(chan struct{}, 1), alerts: make(chan alertJob, 1024)}
-	for _, a := range o.Config.Allow {
+	s := &Service{st: o.Store, jobs: o.Jobs, basePolicy: o.Policy, baseServers: o.Servers, log: o.Logger.With("component", "autoresponse"),
+		now: o.Now, kick: make(chan struct{}, 1), applied: make(chan struct{}, 1), alerts: make(chan alertJob, 1024)}
+	set, err := s.build(o.Config)
+	if err != nil {
+		return nil, err
+	}
+	s.set.Store(set)
+	s.limits = newLimiter(o.Config.RateLimits)
+	return s, nil
+}
+
+// build derives the settings of a response section, or says what is
+// wrong with it.
+func (s *Service) build(c config.Response) (*settings, error) {
+	set := &settings{cfg: c, policy: s.basePolicy}
+	for _, a := range c.Allow {
 		p, err := config.ParseAddrOrPrefix(a)
 		if err != nil {
 			return nil, fmt.Errorf("autoresponse: response.allow: %w", err)
 		}
-		s.policy.Allow = append(slices.Clone(s.policy.Allow), p)
+		set.policy.Allow = append(slices.Clone(set.policy.Allow), p)
 	}
-	s.servers = o.Servers
-	if len(o.Config.Servers) > 0 {
-		s.servers = nil
-		for _, v := range o.Config.Servers {
+	set.servers = s.baseServers
+	if len(c.Servers) > 0 {
+		set.servers = nil
+		for _, v := range c.Servers {
 			a, err := netip.ParseAddr(strings.TrimSpace(v))
 			if err != nil {
 				return nil, fmt.Errorf("autoresponse: response.servers: %q: %w", v, err)
 			}
-			s.servers = append(s.servers, a)
+			set.servers = append(set.servers, a)
 		}
 	}
-	for _, v := range o.Config.IsolationAllow {
+	for _, v := range c.IsolationAllow {
 		p, err := config.ParseAddrOrPrefix(v)
 		if err != nil {
 			return nil, fmt.Errorf("autoresponse: response.isolation_allow: %w", err)
 		}
-		s.isoAllow = append(s.isoAllow, p)
+		set.isoAllow = append(set.isoAllow, p)
 	}
-	s.limits = newLimiter(o.Config.RateLimits)
-	rr, err := newRuleResponses(o.Config.Rules)
+	for k, l := range c.RateLimits {
+		if l.Count < 0 || l.Per <= 0 {
+			return nil, fmt.Errorf("autoresponse: response.rate_limits.%s: count must not be negative and per must be positive", k)
+		}
+	}
+	rr, err := newRuleResponses(c.Rules)
 	if err != nil {
 		return nil, err
 	}
-	s.rules = rr
-	return s, nil
+	set.rules = rr
+	return set, nil
 }
+
+// Apply installs a new response section on the running service (config
+// reload): allow-list, servers, approval, rate limits, repeat offenders,
+// automatic rule responses and the reconcile interval. An invalid section
+// is refused with its reason and the running policy stays in force. Rate
+// limit counters carry over, so a reload cannot reset a storm guard.
+// Decisions and actions already made are not touched.
+func (s *Service) Apply(c config.Response) error {
+	set, err := s.build(c)
+	if err != nil {
+		return err
+	}
+	s.limits.setLimits(c.RateLimits)
+	s.set.Store(set)
+	select {
+	case s.applied <- struct{}{}:
+	default:
+	}
+	s.log.Info("response policy applied", "allow", len(set.policy.Allow), "servers", len(set.servers), "rules", len(c.Rules))
+	return nil
+}
+
+func (s *Service) conf() *settings { return s.set.Load() }
 
 // Policy returns the self-lockout guard with the configured allow-list,
 // for the decisions API.
-func (s *Service) Policy() decision.Policy { return s.policy }
+func (s *Service) Policy() decision.Policy { return s.conf().policy }
 
 // Stats are the service's counters.
 type Stats struct {
@@ -200,16 +254,20 @@ func (s *Service) Stats() Stats {
 // Run reconciles decisions with the agents every interval (and whenever
 // Kick is called) and works off automatic responses until ctx ends.
 func (s *Service) Run(ctx context.Context) {
-	every := s.cfg.Reconcile.D()
-	if every <= 0 {
-		every = time.Second
+	interval := func() time.Duration {
+		if every := s.conf().cfg.Reconcile.D(); every > 0 {
+			return every
+		}
+		return time.Second
 	}
-	t := time.NewTicker(every)
+	t := time.NewTicker(interval())
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-s.applied:
+			t.Reset(interval())
 		case aj := <-s.alerts:
 			s.handleAlert(ctx, aj)
 		case <-t.C:
@@ -257,6 +315,9 @@ func (s *Service) Reconcile(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	if err := s.relabel(ctx, now); err != nil {
+		errs = append(errs, err)
+	}
 	rel, err := s.st.DecisionsToRelease(ctx, now)
 	if err != nil {
 		return errors.Join(append(errs, err)...)
@@ -268,6 +329,79 @@ func (s *Service) Reconcile(ctx context.Context) error {
 			continue
 		}
 		if err := s.release(ctx, d, e.Endpoints); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := s.linkIncidents(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// relabel re-resolves the selectors of label-scoped blocks in force:
+// endpoints that gained the labels get the block (for the time the
+// decision has left), endpoints that lost them (or were revoked) get the
+// unblock. The enforcement record is updated only once the jobs are
+// queued, so a failed dispatch is retried on the next pass.
+func (s *Service) relabel(ctx context.Context, now time.Time) error {
+	enf, err := s.st.EnforcedLabelDecisions(ctx, now)
+	if err != nil || len(enf) == 0 {
+		return err
+	}
+	// One read of the endpoints serves every decision of the pass.
+	all, err := s.st.Endpoints(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range enf {
+		d, err := s.st.GetDecision(ctx, e.DecisionID)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if d.Type != decision.TypeBan {
+			continue
+		}
+		want := []string{}
+		for _, ep := range all {
+			if ep.RevokedAt == nil && decision.MatchLabels(d.Labels, ep.Labels) {
+				want = append(want, ep.ID)
+			}
+		}
+		var added, removed []string
+		for _, id := range want {
+			if !slices.Contains(e.Endpoints, id) {
+				added = append(added, id)
+			}
+		}
+		for _, id := range e.Endpoints {
+			if !slices.Contains(want, id) {
+				removed = append(removed, id)
+			}
+		}
+		if len(added) == 0 && len(removed) == 0 {
+			continue
+		}
+		ref := fmt.Sprintf("decision:%d", d.ID)
+		if len(added) > 0 {
+			left := max(d.Until.Sub(now), time.Second)
+			args := map[string]string{"value": d.Value, "duration": left.Round(time.Second).String()}
+			if err := s.dispatch(ctx, systemActor, added, jobBlock, args, 0, d.ID,
+				fmt.Sprintf("decision %d: %s (endpoint gained labels %s)", d.ID, d.Reason, agentproto.FormatLabels(d.Labels)), ref, left); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		if len(removed) > 0 {
+			if err := s.dispatch(ctx, systemActor, removed, jobUnblock, map[string]string{"value": d.Value}, 0, d.ID,
+				fmt.Sprintf("decision %d: endpoint no longer labelled %s", d.ID, agentproto.FormatLabels(d.Labels)), ref, 0); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		s.log.Info("label-scoped decision moved", "decision", d.ID, "blocked", added, "unblocked", removed)
+		if err := s.st.SetDecisionEnforcement(ctx, d.ID, want); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -284,7 +418,7 @@ func (s *Service) enforce(ctx context.Context, d decision.Decision, actionID int
 		_, err := s.st.MarkDecisionEnforced(ctx, d.ID, nil, s.now())
 		return err
 	}
-	eps, err := s.scope(ctx, d.Endpoints)
+	eps, err := s.scope(ctx, d.Endpoints, d.Labels)
 	if err != nil {
 		return err
 	}
@@ -319,10 +453,12 @@ func (s *Service) release(ctx context.Context, d decision.Decision, eps []string
 	return s.st.MarkDecisionReleased(ctx, d.ID, s.now())
 }
 
-// scope resolves a decision's or action's endpoints: nil means every
-// enrolled, unrevoked endpoint.
-func (s *Service) scope(ctx context.Context, eps []string) ([]string, error) {
-	if eps != nil {
+// scope resolves a decision's or action's endpoints: a label selector
+// means every enrolled, unrevoked endpoint carrying all its labels (as
+// they are now); no endpoints and no labels mean every enrolled,
+// unrevoked endpoint.
+func (s *Service) scope(ctx context.Context, eps []string, labels map[string]string) ([]string, error) {
+	if eps != nil && labels == nil {
 		return eps, nil
 	}
 	all, err := s.st.Endpoints(ctx)
@@ -331,11 +467,19 @@ func (s *Service) scope(ctx context.Context, eps []string) ([]string, error) {
 	}
 	out := []string{}
 	for _, e := range all {
-		if e.RevokedAt == nil {
+		if e.RevokedAt == nil && (labels == nil || decision.MatchLabels(labels, e.Labels)) {
 			out = append(out, e.ID)
 		}
 	}
 	return out, nil
+}
+
+// ResolveCount says how many endpoints a selector (endpoint ids, labels,
+// or neither: the fleet) reaches now, shown when a label-scoped decision
+// or action is requested.
+func (s *Service) ResolveCount(ctx context.Context, eps []string, labels map[string]string) (int, error) {
+	out, err := s.scope(ctx, eps, labels)
+	return len(out), err
 }
 
 // dispatch queues one job per endpoint and remembers them for results.
@@ -404,21 +548,26 @@ func (s *Service) settle(ctx context.Context, id int64) error {
 	if err != nil {
 		return err
 	}
-	ok, failed := 0, []string{}
+	ok, failed, per := 0, 0, []string{}
 	for _, j := range jobs {
 		if j.FinishedAt == nil {
 			return nil // still waiting
 		}
+		name := j.EndpointID
+		if e, err := s.st.Endpoint(ctx, j.EndpointID); err == nil {
+			name = fmt.Sprintf("%s (%s)", e.Hostname, j.EndpointID)
+		}
 		if j.Status == "succeeded" {
 			ok++
+			per = append(per, name+": succeeded")
 		} else {
-			failed = append(failed, fmt.Sprintf("%s: %s %s", j.EndpointID, j.Status, j.Error))
+			failed++
+			per = append(per, strings.TrimSpace(fmt.Sprintf("%s: %s %s", name, j.Status, j.Error)))
 		}
 	}
 	status, result := StatusSucceeded, fmt.Sprintf("%d of %d endpoints succeeded", ok, len(jobs))
-	if len(failed) > 0 {
+	if failed > 0 {
 		status = StatusFailed
-		result += "; " + strings.Join(failed, "; ")
 	}
 	a, err := s.st.GetResponseAction(ctx, id)
 	if err != nil {
@@ -427,6 +576,12 @@ func (s *Service) settle(ctx context.Context, id int64) error {
 	if a.Status != StatusRunning {
 		return nil
 	}
+	if a.DecisionID != 0 {
+		if d, err := s.st.GetDecision(ctx, a.DecisionID); err == nil {
+			result += fmt.Sprintf("; decision #%d until %s", d.ID, d.Until.UTC().Format(time.RFC3339))
+		}
+	}
+	result += "; " + strings.Join(per, "; ")
 	_, err = s.st.UpdateResponseAction(ctx, systemActor, id, status, truncate(result, 4000), 0, "response.result",
 		fmt.Sprintf("response #%d (%s) %s: %s", id, a.Kind, status, truncate(result, 500)))
 	return err
@@ -442,8 +597,11 @@ type Request struct {
 	// Endpoints is "all" or an array of endpoint ids; absent means all
 	// for block_ip and is required for the host actions.
 	Endpoints json.RawMessage `json:"endpoints,omitempty"`
-	User      string          `json:"user,omitempty"`
-	PID       int             `json:"pid,omitempty"`
+	// Labels selects the endpoints by label instead ({"role": "web"}),
+	// resolved when the action runs.
+	Labels json.RawMessage `json:"labels,omitempty"`
+	User   string          `json:"user,omitempty"`
+	PID    int             `json:"pid,omitempty"`
 	// Name is the expected process name of kill_process.
 	Name       string `json:"name,omitempty"`
 	Reason     string `json:"reason,omitempty"`
@@ -467,14 +625,14 @@ func (s *Service) CanApprove(u store.User) bool {
 	if u.Role == auth.RoleAdmin {
 		return true
 	}
-	return u.Role == auth.RoleOperator && slices.Contains(s.cfg.Approval.Approvers, u.Name)
+	return u.Role == auth.RoleOperator && slices.Contains(s.conf().cfg.Approval.Approvers, u.Name)
 }
 
 // needsApproval applies response.approval.required.
 func (s *Service) needsApproval(kind string, fleetWide bool) bool {
 	req := []string{KindIsolateHost, KindLockUser, "fleet_wide"}
-	if s.cfg.Approval.Required != nil {
-		req = *s.cfg.Approval.Required
+	if s.conf().cfg.Approval.Required != nil {
+		req = *s.conf().cfg.Approval.Required
 	}
 	return slices.Contains(req, kind) || (fleetWide && slices.Contains(req, "fleet_wide"))
 }
@@ -492,7 +650,7 @@ func (s *Service) validate(req Request, now time.Time) (store.ResponseAction, er
 	if req.IncidentID < 0 {
 		return a, bad("incident_id", "must be positive")
 	}
-	eps, err := decision.ParseEndpoints(req.Endpoints)
+	eps, labels, err := decision.ParseSelector(req.Endpoints, req.Labels)
 	if err != nil {
 		var fe *decision.FieldError
 		if errors.As(err, &fe) {
@@ -500,16 +658,17 @@ func (s *Service) validate(req Request, now time.Time) (store.ResponseAction, er
 		}
 		return a, err
 	}
-	a.Endpoints = eps
+	a.Endpoints, a.Labels = eps, labels
 	hostAction := func() error {
-		if len(req.Endpoints) == 0 {
-			return bad("endpoints", "is required for %s (an array of endpoint ids, or \"all\")", req.Kind)
+		if len(req.Endpoints) == 0 && labels == nil {
+			return bad("endpoints", "is required for %s (an array of endpoint ids, or \"all\"; or labels)", req.Kind)
 		}
 		return nil
 	}
 	switch req.Kind {
 	case KindBlockIP:
-		d, err := s.policy.Validate(decision.Request{Type: decision.TypeBan, Value: req.Value, Duration: req.Duration, Endpoints: req.Endpoints}, "x", now)
+		d, err := s.conf().policy.Validate(decision.Request{Type: decision.TypeBan, Value: req.Value, Duration: req.Duration, Endpoints: req.Endpoints,
+			Labels: req.Labels}, "x", now)
 		if err != nil {
 			var fe *decision.FieldError
 			if errors.As(err, &fe) {
@@ -527,7 +686,7 @@ func (s *Service) validate(req Request, now time.Time) (store.ResponseAction, er
 		if err := hostAction(); err != nil {
 			return a, err
 		}
-		if req.Kind == KindIsolateHost && len(s.servers) == 0 {
+		if req.Kind == KindIsolateHost && len(s.conf().servers) == 0 {
 			return a, bad("kind", "isolation needs the server's address: set response.servers in the configuration")
 		}
 	case KindLockUser, KindUnlockUser:
@@ -578,16 +737,23 @@ func (s *Service) Request(ctx context.Context, who Requester, req Request) (stor
 	if a.IncidentID > 0 {
 		a.Origin, a.OriginRef = decision.OriginIncident, fmt.Sprintf("incident:%d", a.IncidentID)
 	}
-	a.NeedsApproval = s.needsApproval(a.Kind, a.Endpoints == nil)
+	// A label selector is not fleet-wide for approval, however many
+	// endpoints it matches today.
+	a.NeedsApproval = s.needsApproval(a.Kind, a.Endpoints == nil && a.Labels == nil)
 	a.Status = StatusApproved
 	selfApproved := false
 	if a.NeedsApproval {
 		a.Status = StatusPending
-		if s.CanApprove(who.User) && !s.cfg.Approval.FourEyes {
+		if s.CanApprove(who.User) && !s.conf().cfg.Approval.FourEyes {
 			a.Status, selfApproved = StatusApproved, true
 		}
 	}
 	msg := fmt.Sprintf("%s requested %s", who.User.Name, describe(a))
+	if a.Labels != nil {
+		if n, err := s.ResolveCount(ctx, nil, a.Labels); err == nil {
+			msg += fmt.Sprintf(" (%d endpoints match now)", n)
+		}
+	}
 	if a.Status == StatusPending {
 		msg += " (waiting for approval)"
 	}
@@ -609,10 +775,7 @@ func (s *Service) Request(ctx context.Context, who Requester, req Request) (stor
 }
 
 func describe(a store.ResponseAction) string {
-	scope := "the whole fleet"
-	if a.Endpoints != nil {
-		scope = strings.Join(a.Endpoints, ", ")
-	}
+	scope := decision.Decision{Endpoints: a.Endpoints, Labels: a.Labels}.DescribeScope()
 	switch a.Kind {
 	case KindBlockIP:
 		return fmt.Sprintf("block of %s for %s on %s", a.Params["value"], a.Params["duration"], scope)
@@ -654,7 +817,7 @@ func (s *Service) mayDecide(ctx context.Context, who Requester, id int64) error 
 	if !s.CanApprove(who.User) {
 		return fmt.Errorf("%s may not approve or deny responses: approvers are admins and operators of tier L2+ (response.approval.approvers): %w", who.User.Name, ErrForbidden)
 	}
-	if s.cfg.Approval.FourEyes {
+	if s.conf().cfg.Approval.FourEyes {
 		a, err := s.st.GetResponseAction(ctx, id)
 		if err != nil {
 			return err
@@ -697,7 +860,8 @@ func (s *Service) execute(ctx context.Context, actor store.Actor, a store.Respon
 			decisionID = d.ID
 			var upd store.ResponseAction
 			if upd, err = s.st.UpdateResponseAction(ctx, actor, a.ID, StatusRunning, fmt.Sprintf("decision %d", d.ID), d.ID,
-				"response.execute", fmt.Sprintf("response #%d: %s", a.ID, describe(a))); err == nil {
+				"response.execute", fmt.Sprintf("response #%d: %s: decision #%d in force until %s", a.ID, describe(a), d.ID,
+					d.Until.UTC().Format(time.RFC3339))); err == nil {
 				a = upd
 				err = s.enforce(ctx, d, a.ID)
 			}
@@ -724,7 +888,7 @@ func (s *Service) execute(ctx context.Context, actor store.Actor, a store.Respon
 		}
 	default:
 		var eps []string
-		eps, err = s.scope(ctx, a.Endpoints)
+		eps, err = s.scope(ctx, a.Endpoints, a.Labels)
 		if err == nil && len(eps) == 0 {
 			return s.st.UpdateResponseAction(ctx, actor, a.ID, StatusRefused, "no endpoints in scope", 0, "response.result",
 				fmt.Sprintf("response #%d: no endpoints in scope", a.ID))
@@ -759,10 +923,10 @@ func (s *Service) jobFor(a store.ResponseAction) (string, map[string]string) {
 	switch a.Kind {
 	case KindIsolateHost:
 		var srv, allow []string
-		for _, x := range s.servers {
+		for _, x := range s.conf().servers {
 			srv = append(srv, x.String())
 		}
-		for _, p := range s.isoAllow {
+		for _, p := range s.conf().isoAllow {
 			allow = append(allow, p.String())
 		}
 		args := map[string]string{"servers": strings.Join(srv, ",")}
@@ -784,15 +948,19 @@ func (s *Service) jobFor(a store.ResponseAction) (string, map[string]string) {
 
 // createDecision makes the decision a block_ip action stands for.
 func (s *Service) createDecision(ctx context.Context, actor store.Actor, a store.ResponseAction) (decision.Decision, error) {
-	var eps json.RawMessage
+	var eps, labels json.RawMessage
 	if a.Endpoints != nil {
 		eps, _ = json.Marshal(a.Endpoints)
+	}
+	if a.Labels != nil {
+		labels, _ = json.Marshal(a.Labels)
 	}
 	reason := a.Reason
 	if reason == "" {
 		reason = fmt.Sprintf("response #%d", a.ID)
 	}
-	d, err := s.policy.Validate(decision.Request{Type: decision.TypeBan, Value: a.Params["value"], Duration: a.Params["duration"], Endpoints: eps, Reason: reason}, a.RequestedBy, s.now().UTC())
+	d, err := s.conf().policy.Validate(decision.Request{Type: decision.TypeBan, Value: a.Params["value"], Duration: a.Params["duration"], Endpoints: eps,
+		Labels: labels, Reason: reason}, a.RequestedBy, s.now().UTC())
 	if err != nil {
 		return d, err
 	}
@@ -848,14 +1016,14 @@ func (s *Service) DecisionJobs(ctx context.Context, id int64) ([]store.ResponseJ
 // before: base × factor^(earlier blocks within the window), capped.
 func (s *Service) repeatDuration(ctx context.Context, value string, base time.Duration) time.Duration {
 	window, factor, maxD := 30*24*time.Hour, 2.0, 7*24*time.Hour
-	if s.cfg.Repeat.Window > 0 {
-		window = s.cfg.Repeat.Window.D()
+	if s.conf().cfg.Repeat.Window > 0 {
+		window = s.conf().cfg.Repeat.Window.D()
 	}
-	if s.cfg.Repeat.Factor >= 1 {
-		factor = s.cfg.Repeat.Factor
+	if s.conf().cfg.Repeat.Factor >= 1 {
+		factor = s.conf().cfg.Repeat.Factor
 	}
-	if s.cfg.Repeat.Max > 0 {
-		maxD = s.cfg.Repeat.Max.D()
+	if s.conf().cfg.Repeat.Max > 0 {
+		maxD = s.conf().cfg.Repeat.Max.D()
 	}
 	n, err := s.st.CountDecisionsFor(ctx, value, decision.OriginRule, s.now().Add(-window))
 	if err != nil {

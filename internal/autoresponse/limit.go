@@ -38,15 +38,30 @@ func newLimiter(cfg map[string]config.RateLimit) *limiter {
 	return l
 }
 
+// setLimits replaces the limits (config reload) and keeps the recent
+// actions, so the new limits count what already happened.
+func (l *limiter) setLimits(cfg map[string]config.RateLimit) {
+	limits := map[string]config.RateLimit{}
+	for k, v := range defaultLimits {
+		limits[k] = v
+	}
+	for k, v := range cfg {
+		limits[k] = v
+	}
+	l.mu.Lock()
+	l.limits = limits
+	l.mu.Unlock()
+}
+
 // allow takes one slot of kind at now; false and the limit when none is
 // free.
 func (l *limiter) allow(kind string, now time.Time) (bool, string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	lim, ok := l.limits[kind]
 	if !ok {
 		return true, ""
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	per := lim.Per.D()
 	keep := l.recent[kind][:0]
 	for _, t := range l.recent[kind] {
@@ -65,10 +80,10 @@ func (l *limiter) allow(kind string, now time.Time) (bool, string) {
 // record takes a slot of kind at now even when none is free (an action a
 // person approved).
 func (l *limiter) record(kind string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if _, ok := l.limits[kind]; !ok {
 		return
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.recent[kind] = append(l.recent[kind], now)
 }

@@ -2,6 +2,7 @@ package autoresponse
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -239,7 +240,7 @@ func (k *sink) respond(a alert.Alert, rules []*sigma.Rule) {
 	}
 	// Only alerts of rules that have a response are queued: under a flood
 	// of detections the queue then holds what can act, not every alert.
-	if _, _, ok := k.s.rules.lookup(rules, strings.TrimPrefix(a.Source, "sigma:")); !ok {
+	if _, _, ok := k.s.conf().rules.lookup(rules, strings.TrimPrefix(a.Source, "sigma:")); !ok {
 		return
 	}
 	select {
@@ -268,7 +269,7 @@ func field(a alert.Alert, name string) string {
 func (s *Service) handleAlert(ctx context.Context, aj alertJob) {
 	a := aj.a
 	id := strings.TrimPrefix(a.Source, "sigma:")
-	rr, rule, ok := s.rules.lookup(aj.rules, id)
+	rr, rule, ok := s.conf().rules.lookup(aj.rules, id)
 	if !ok {
 		return
 	}
@@ -305,7 +306,18 @@ func (s *Service) handleAlert(ctx context.Context, aj alertJob) {
 	}
 	act := store.ResponseAction{Kind: rr.Action, Params: map[string]string{}, Endpoints: eps, Origin: decision.OriginRule,
 		OriginRef: "rule:" + id, RequestedBy: systemActor.Name, RequestedAt: s.now().UTC(),
-		Reason: truncate(fmt.Sprintf("%s: %s", title, a.Title), 1024)}
+		Reason: truncate(fmt.Sprintf("%s: %s", title, a.Title), 1024), AlertFingerprint: alertFingerprint(a)}
+	// The incident workflow has normally committed the alert (and its
+	// incident) before the sink queues it here, so the incident is found
+	// now and the request, execution and result all go on its timeline.
+	// When it is not there yet (the alert was grouped later, or came
+	// through a sink that does not wait for the commit), Reconcile links
+	// the action when the incident appears (linkIncidents).
+	if act.AlertFingerprint != "" {
+		if inc, err := s.st.IncidentForAlert(ctx, act.AlertFingerprint); err == nil {
+			act.IncidentID = inc
+		}
+	}
 	switch rr.Action {
 	case KindBlockIP:
 		v := field(a, rr.Field)
@@ -316,7 +328,7 @@ func (s *Service) handleAlert(ctx context.Context, aj alertJob) {
 			return
 		}
 		v = addr.Unmap().String()
-		if _, err := s.policy.Validate(decision.Request{Value: v}, systemActor.Name, s.now()); err != nil {
+		if _, err := s.conf().policy.Validate(decision.Request{Value: v}, systemActor.Name, s.now()); err != nil {
 			s.refusedGuard.Add(1)
 			log.Warn("automatic block refused", "value", v, "err", err)
 			return
@@ -348,7 +360,7 @@ func (s *Service) handleAlert(ctx context.Context, aj alertJob) {
 		log.Warn("automatic response refused by rate limit", "limit", why)
 		return
 	}
-	act.NeedsApproval = s.needsApproval(act.Kind, act.Endpoints == nil)
+	act.NeedsApproval = s.needsApproval(act.Kind, act.Endpoints == nil && act.Labels == nil)
 	act.Status = StatusApproved
 	msg := fmt.Sprintf("rule %q requested %s", title, describe(act))
 	if act.NeedsApproval {
@@ -369,6 +381,56 @@ func (s *Service) handleAlert(ctx context.Context, aj alertJob) {
 	}
 }
 
+// alertFingerprint is the fingerprint the incident workflow files a under
+// (as internal/response derives it when the alert carries none).
+func alertFingerprint(a alert.Alert) string {
+	switch {
+	case a.Fingerprint != "":
+		return a.Fingerprint
+	case a.DedupKey != "":
+		return alert.Fingerprint(map[string]string{"dedup_key": a.DedupKey, "integration": a.Integration})
+	case len(a.Labels) > 0:
+		return alert.Fingerprint(a.Labels)
+	}
+	return ""
+}
+
+// linkWindow is how long after its request an automatic response is
+// still linked to its alert's incident when that appears late.
+const linkWindow = 15 * time.Minute
+
+// linkIncidents attaches automatic responses whose alert had no incident
+// yet to the incident it has now, noting on its timeline what the action
+// did so far. Actions older than linkWindow are left alone: an alert that
+// found no incident by then was suppressed or never grouped.
+func (s *Service) linkIncidents(ctx context.Context) error {
+	as, err := s.st.UnlinkedResponseActions(ctx, s.now().Add(-linkWindow))
+	if err != nil {
+		return err
+	}
+	for _, a := range as {
+		inc, err := s.st.IncidentForAlert(ctx, a.AlertFingerprint)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		msg := fmt.Sprintf("automatic response #%d (%s), requested by %s at %s, linked to this incident; status %s",
+			a.ID, describe(a), a.OriginRef, a.RequestedAt.UTC().Format(time.RFC3339), a.Status)
+		if a.DecisionID != 0 {
+			msg += fmt.Sprintf(", decision #%d", a.DecisionID)
+		}
+		if a.Result != "" {
+			msg += ": " + truncate(a.Result, 500)
+		}
+		if _, err := s.st.LinkResponseIncident(ctx, systemActor, a.ID, inc, msg); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
 // alreadyBlocked reports whether an active decision for value covers all
 // of eps (nil: the fleet), so a correlation that keeps firing during one
 // attack does not stack blocks.
@@ -377,19 +439,32 @@ func (s *Service) alreadyBlocked(ctx context.Context, value string, eps []string
 	if err != nil {
 		return false
 	}
+	var labels map[string]map[string]string // endpoint id → labels, read once if needed
 	for _, d := range ds {
 		if d.Value != value || d.Type != decision.TypeBan {
 			continue
 		}
-		if d.Endpoints == nil {
+		if d.FleetWide() {
 			return true
 		}
 		if eps == nil {
 			continue
 		}
+		if d.Labels != nil && labels == nil {
+			labels = map[string]map[string]string{}
+			all, err := s.st.Endpoints(ctx)
+			if err != nil {
+				return false
+			}
+			for _, e := range all {
+				if e.RevokedAt == nil {
+					labels[e.ID] = e.Labels
+				}
+			}
+		}
 		all := true
 		for _, e := range eps {
-			if !d.AppliesTo(e) {
+			if !d.AppliesToEndpoint(e, labels[e]) {
 				all = false
 			}
 		}

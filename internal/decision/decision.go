@@ -12,6 +12,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/nocsoc/nocsoc/internal/agentproto"
 )
 
 // Decision types. CrowdSec bouncers understand "ban" and "captcha".
@@ -57,10 +59,15 @@ type Decision struct {
 	// masked prefix ("203.0.113.0/24").
 	Value string `json:"value"`
 	// Endpoints are the endpoint IDs that enforce the decision; nil means
-	// the whole fleet ("all").
+	// the whole fleet ("all") unless Labels is set.
 	Endpoints []string `json:"endpoints"`
-	Reason    string   `json:"reason"`
-	Origin    string   `json:"origin"`
+	// Labels, when set, select the enforcing endpoints by label (every
+	// one must match). The selector is resolved whenever the decision is
+	// enforced, so an endpoint that gains the labels later gets the block
+	// and one that loses them has it withdrawn.
+	Labels map[string]string `json:"labels,omitempty"`
+	Reason string            `json:"reason"`
+	Origin string            `json:"origin"`
 	// OriginRef names the person, rule or incident behind Origin.
 	OriginRef string     `json:"origin_ref,omitempty"`
 	CreatedBy string     `json:"created_by"`
@@ -84,9 +91,21 @@ func (d Decision) Status(now time.Time) string {
 // Active reports whether d is in force at now.
 func (d Decision) Active(now time.Time) bool { return d.Status(now) == StatusActive }
 
+// FleetWide reports whether d applies to every endpoint.
+func (d Decision) FleetWide() bool { return d.Endpoints == nil && d.Labels == nil }
+
 // AppliesTo reports whether an enforcement point bound to endpoint (empty:
-// bound to none) must enforce d. Fleet-wide decisions apply everywhere.
-func (d Decision) AppliesTo(endpoint string) bool {
+// bound to none) must enforce d, when the endpoint's labels are not
+// known: label-scoped decisions then do not apply. Fleet-wide decisions
+// apply everywhere.
+func (d Decision) AppliesTo(endpoint string) bool { return d.AppliesToEndpoint(endpoint, nil) }
+
+// AppliesToEndpoint reports whether an enforcement point bound to endpoint
+// (empty: bound to none), whose labels are labels, must enforce d.
+func (d Decision) AppliesToEndpoint(endpoint string, labels map[string]string) bool {
+	if d.Labels != nil {
+		return endpoint != "" && MatchLabels(d.Labels, labels)
+	}
 	if d.Endpoints == nil {
 		return true
 	}
@@ -172,9 +191,12 @@ type Request struct {
 	// DefaultDuration.
 	Duration string `json:"duration"`
 	// Endpoints is either the string "all" or an array of endpoint IDs;
-	// absent means "all".
+	// absent means "all" (unless Labels is given).
 	Endpoints json.RawMessage `json:"endpoints"`
-	Reason    string          `json:"reason"`
+	// Labels is a label selector ({"role": "web"}): the endpoints
+	// carrying all of them. It excludes Endpoints.
+	Labels json.RawMessage `json:"labels,omitempty"`
+	Reason string          `json:"reason"`
 	// IncidentID, when set, makes the incident the decision's origin.
 	IncidentID int64 `json:"incident_id,omitempty"`
 }
@@ -265,11 +287,11 @@ func (p Policy) Validate(req Request, actor string, now time.Time) (Decision, er
 	}
 	d.Until = d.CreatedAt.Add(dur)
 
-	eps, err := ParseEndpoints(req.Endpoints)
+	eps, labels, err := ParseSelector(req.Endpoints, req.Labels)
 	if err != nil {
 		return Decision{}, err
 	}
-	d.Endpoints = eps
+	d.Endpoints, d.Labels = eps, labels
 	d.Reason = strings.TrimSpace(req.Reason)
 	if len(d.Reason) > 1024 {
 		return Decision{}, invalid("reason", "is longer than 1024 bytes")
@@ -319,6 +341,72 @@ func ParseEndpoints(raw json.RawMessage) ([]string, error) {
 		seen[id] = true
 	}
 	return ids, nil
+}
+
+// ParseSelector reads the "endpoints" and "labels" fields together: at
+// most one may be given. Labels must be a non-empty object of valid
+// labels; nil labels and nil endpoints mean the whole fleet.
+func ParseSelector(endpoints, labels json.RawMessage) ([]string, map[string]string, error) {
+	ls, err := ParseLabels(labels)
+	if err != nil {
+		return nil, nil, err
+	}
+	if ls != nil {
+		if s := strings.TrimSpace(string(endpoints)); s != "" && s != "null" {
+			return nil, nil, invalid("labels", "give either endpoints or labels, not both")
+		}
+		return nil, ls, nil
+	}
+	eps, err := ParseEndpoints(endpoints)
+	return eps, nil, err
+}
+
+// ParseLabels reads a label selector: absent or null is none (nil);
+// otherwise a non-empty object of key: value labels, each valid as the
+// agent's --label (key [a-z0-9_.-]{1,63}, value 1-128 printable
+// characters).
+func ParseLabels(raw json.RawMessage) (map[string]string, error) {
+	s := strings.TrimSpace(string(raw))
+	if s == "" || s == "null" {
+		return nil, nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, invalid("labels", "must be an object of label keys to values, like {\"role\": \"web\"}")
+	}
+	if len(m) == 0 {
+		return nil, invalid("labels", "is empty: name at least one label (or use endpoints \"all\" for the whole fleet)")
+	}
+	if len(m) > agentproto.MaxLabels {
+		return nil, invalid("labels", "has %d labels; at most %d", len(m), agentproto.MaxLabels)
+	}
+	for _, k := range agentproto.SortedLabelKeys(m) {
+		if err := agentproto.ValidateLabel(k, m[k]); err != nil {
+			return nil, invalid("labels."+k, "%v", err)
+		}
+	}
+	return m, nil
+}
+
+// MatchLabels reports whether have carries every label of want.
+func MatchLabels(want, have map[string]string) bool {
+	for k, v := range want {
+		if hv, ok := have[k]; !ok || hv != v {
+			return false
+		}
+	}
+	return true
+}
+
+// DescribeScope says in words where d applies.
+func (d Decision) DescribeScope() string {
+	switch {
+	case d.Labels != nil:
+		return "endpoints labelled " + agentproto.FormatLabels(d.Labels)
+	case d.Endpoints != nil:
+		return strings.Join(d.Endpoints, ", ")
+	}
+	return "the whole fleet"
 }
 
 func family(a netip.Addr) string {

@@ -109,3 +109,50 @@ func TestFilter(t *testing.T) {
 		}
 	}
 }
+
+// TestLabelSelector: labels are a third scope, exclusive with endpoints;
+// empty or malformed selectors are refused naming the field.
+func TestLabelSelector(t *testing.T) {
+	p := DefaultPolicy()
+	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	d, err := p.Validate(Request{Value: "203.0.113.9", Labels: []byte(`{"role":"web","env":"prod"}`)}, "alice", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Endpoints != nil || len(d.Labels) != 2 || d.FleetWide() {
+		t.Fatalf("decision = %+v", d)
+	}
+	for _, c := range []struct {
+		labels   map[string]string
+		endpoint string
+		want     bool
+	}{
+		{map[string]string{"role": "web", "env": "prod", "x": "y"}, "e1", true},
+		{map[string]string{"role": "web"}, "e1", false},
+		{map[string]string{"role": "web", "env": "prod"}, "", false}, // unbound bouncer
+	} {
+		if got := d.AppliesToEndpoint(c.endpoint, c.labels); got != c.want {
+			t.Errorf("AppliesToEndpoint(%q, %v) = %v, want %v", c.endpoint, c.labels, got, c.want)
+		}
+	}
+	if d.AppliesTo("e1") {
+		t.Error("a label-scoped decision applied without knowing the labels")
+	}
+	for _, c := range []struct {
+		eps, labels, field string
+	}{
+		{`["e1"]`, `{"role":"web"}`, "labels"},
+		{`"all"`, `{"role":"web"}`, "labels"},
+		{``, `{}`, "labels"},
+		{``, `["role"]`, "labels"},
+		{``, `{"Role":"web"}`, "labels.Role"},
+		{``, `{"role":""}`, "labels.role"},
+		{``, `{"role":"a\u0007b"}`, "labels.role"},
+	} {
+		_, err := p.Validate(Request{Value: "203.0.113.9", Endpoints: []byte(c.eps), Labels: []byte(c.labels)}, "alice", now)
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != c.field {
+			t.Errorf("endpoints %s labels %s: %v, want a FieldError on %s", c.eps, c.labels, err, c.field)
+		}
+	}
+}

@@ -159,10 +159,13 @@ func (s *Service) Enroll(ctx context.Context, req agentproto.EnrollRequest, remo
 	case strings.TrimSpace(req.Hostname) == "" || len(req.Hostname) > 255:
 		return agentproto.EnrollResponse{}, &store.FieldError{Field: "hostname", Reason: "must be 1-255 characters"}
 	}
+	if err := agentproto.ValidateLabels(req.Labels); err != nil {
+		return agentproto.EnrollResponse{}, &store.FieldError{Field: "labels", Reason: err.Error()}
+	}
 	cred := randomSecret(agentproto.CredentialPrefix)
 	e, err := s.o.Store.EnrollEndpoint(ctx, hashSecret(req.Token), store.Endpoint{
 		ID: newID(), CredentialHash: hashSecret(cred), Hostname: req.Hostname, OS: req.OS, Platform: req.Platform,
-		Kernel: req.Kernel, Arch: req.Arch, AgentVersion: req.AgentVersion, Remote: remote,
+		Kernel: req.Kernel, Arch: req.Arch, AgentVersion: req.AgentVersion, Remote: remote, AgentLabels: req.Labels,
 	}, s.o.Now().UTC())
 	if errors.Is(err, store.ErrEnrollmentRefused) {
 		return agentproto.EnrollResponse{}, fmt.Errorf("%w: %w", ErrUnauthorized, err)
@@ -201,9 +204,12 @@ func (s *Service) Heartbeat(ctx context.Context, e store.Endpoint, hb agentproto
 	if hb.IntervalMS <= 0 || hb.IntervalMS > int64(24*time.Hour/time.Millisecond) {
 		return &store.FieldError{Field: "interval_ms", Reason: fmt.Sprintf("must be between 1 and 86400000 (got %d)", hb.IntervalMS)}
 	}
+	if err := agentproto.ValidateLabels(hb.Labels); err != nil {
+		return &store.FieldError{Field: "labels", Reason: err.Error()}
+	}
 	now := s.o.Now().UTC()
 	prev, err := s.o.Store.RecordHeartbeat(ctx, e.ID, store.Heartbeat{At: now, IntervalMS: hb.IntervalMS, Hostname: hb.Hostname,
-		Remote: remote, Buffered: int64(hb.Buffered), Dropped: int64(min(hb.Dropped, 1<<62))})
+		Remote: remote, Buffered: int64(hb.Buffered), Dropped: int64(min(hb.Dropped, 1<<62)), Labels: hb.Labels})
 	if err != nil {
 		return err
 	}

@@ -21,16 +21,21 @@ func decisionTarget(id int64) string { return "decision:" + strconv.FormatInt(id
 
 func bouncerTarget(id int64) string { return "bouncer:" + strconv.FormatInt(id, 10) }
 
-const decisionCols = `id, type, scope, value, endpoints, reason, origin, origin_ref, created_by, created_at, until, revoked_at, revoked_by`
+const decisionCols = `id, type, scope, value, endpoints, reason, origin, origin_ref, created_by, created_at, until, revoked_at, revoked_by, labels`
 
 func scanDecision(row rowScanner) (decision.Decision, error) {
 	var d decision.Decision
-	var eps sql.NullString
+	var eps, labels sql.NullString
 	var created, until int64
 	var revoked sql.NullInt64
 	if err := row.Scan(&d.ID, &d.Type, &d.Scope, &d.Value, &eps, &d.Reason, &d.Origin, &d.OriginRef,
-		&d.CreatedBy, &created, &until, &revoked, &d.RevokedBy); err != nil {
+		&d.CreatedBy, &created, &until, &revoked, &d.RevokedBy, &labels); err != nil {
 		return decision.Decision{}, err
+	}
+	if labels.Valid {
+		if err := json.Unmarshal([]byte(labels.String), &d.Labels); err != nil {
+			return decision.Decision{}, fmt.Errorf("decision %d: labels: %w", d.ID, err)
+		}
 	}
 	if eps.Valid {
 		if err := json.Unmarshal([]byte(eps.String), &d.Endpoints); err != nil {
@@ -78,9 +83,16 @@ func (s *Store) CreateDecision(ctx context.Context, actor Actor, d decision.Deci
 		d.CreatedBy = actor.Name
 	}
 	d.CreatedAt, d.Until = fromMS(ms(d.CreatedAt)), fromMS(ms(d.Until))
+	if d.Labels != nil && d.Endpoints != nil {
+		return decision.Decision{}, fmt.Errorf("create decision: %w", invalid("labels", "give either endpoints or labels, not both"))
+	}
 	eps, err := jsonText(d.Endpoints)
 	if err != nil {
 		return decision.Decision{}, fmt.Errorf("create decision: %w", err)
+	}
+	var labels sql.NullString
+	if d.Labels != nil {
+		labels = sql.NullString{String: labelsText(d.Labels), Valid: true}
 	}
 	err = s.write(ctx, "decision.create", func(tx *sql.Tx) error {
 		for i, e := range d.Endpoints {
@@ -104,9 +116,9 @@ func (s *Store) CreateDecision(ctx context.Context, actor Actor, d decision.Deci
 				return fmt.Errorf("create decision: incident %d: %w", id, err)
 			}
 		}
-		err := tx.QueryRowContext(ctx, `INSERT INTO decisions (type, scope, value, endpoints, reason, origin, origin_ref, created_by, created_at, until, rev)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, `+nextRev+`) RETURNING id`,
-			d.Type, d.Scope, d.Value, eps, d.Reason, d.Origin, d.OriginRef, d.CreatedBy, ms(d.CreatedAt), ms(d.Until)).Scan(&d.ID)
+		err := tx.QueryRowContext(ctx, `INSERT INTO decisions (type, scope, value, endpoints, labels, reason, origin, origin_ref, created_by, created_at, until, rev)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, `+nextRev+`) RETURNING id`,
+			d.Type, d.Scope, d.Value, eps, labels, d.Reason, d.Origin, d.OriginRef, d.CreatedBy, ms(d.CreatedAt), ms(d.Until)).Scan(&d.ID)
 		if err != nil {
 			return fmt.Errorf("create decision: %w", err)
 		}
@@ -373,10 +385,14 @@ func (s *Store) DecisionStream(ctx context.Context, b Bouncer, startup bool, now
 	if err != nil {
 		return nil, nil, fmt.Errorf("decision stream: %w", err)
 	}
+	labels, err := boundLabels(ctx, tx, cur.Endpoint)
+	if err != nil {
+		return nil, nil, fmt.Errorf("decision stream: %w", err)
+	}
 	if err := tx.Rollback(); err != nil {
 		return nil, nil, fmt.Errorf("decision stream: %w", err)
 	}
-	added, deleted = appliesTo(added, cur.Endpoint), appliesTo(deleted, cur.Endpoint)
+	added, deleted = appliesTo(added, cur.Endpoint, labels), appliesTo(deleted, cur.Endpoint, labels)
 	err = s.write(ctx, "bouncer.pull", func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE bouncers SET last_pull_at = ?, last_pull_ip = ?, cursor = ? WHERE id = ?`,
 			ms(now), remote, maxRev, b.ID)
@@ -395,13 +411,34 @@ func (s *Store) ActiveDecisionsFor(ctx context.Context, endpoint string, now tim
 	if err != nil {
 		return nil, fmt.Errorf("active decisions: %w", err)
 	}
-	return appliesTo(ds, endpoint), nil
+	labels, err := boundLabels(ctx, s.r, endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("active decisions: %w", err)
+	}
+	return appliesTo(ds, endpoint, labels), nil
 }
 
-func appliesTo(ds []decision.Decision, endpoint string) []decision.Decision {
+// boundLabels returns the effective labels of a bouncer's endpoint (nil
+// for an unbound bouncer or a revoked or deleted endpoint), so
+// label-scoped decisions reach the bouncers of matching endpoints.
+func boundLabels(ctx context.Context, q queryer, endpoint string) (map[string]string, error) {
+	if endpoint == "" {
+		return nil, nil
+	}
+	e, err := endpointWhere(ctx, q, `id = ? AND revoked_at IS NULL`, endpoint)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("labels of endpoint %q: %w", endpoint, err)
+	}
+	return e.Labels, nil
+}
+
+func appliesTo(ds []decision.Decision, endpoint string, labels map[string]string) []decision.Decision {
 	out := ds[:0]
 	for _, d := range ds {
-		if d.AppliesTo(endpoint) {
+		if d.AppliesToEndpoint(endpoint, labels) {
 			out = append(out, d)
 		}
 	}

@@ -3,10 +3,26 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/nocsoc/nocsoc/internal/agentproto"
 )
+
+// labelsSchema is migration 14: endpoint labels as JSON objects (the
+// agent's --label flags and the admin's overrides, merged when read),
+// the label selector of decisions and response actions (NULL: none), and
+// the alert an automatic response came from, so it can be linked to the
+// alert's incident.
+const labelsSchema = `ALTER TABLE endpoints ADD COLUMN agent_labels TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE endpoints ADD COLUMN admin_labels TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE decisions ADD COLUMN labels TEXT;
+ALTER TABLE response_actions ADD COLUMN labels TEXT;
+ALTER TABLE response_actions ADD COLUMN alert_fingerprint TEXT NOT NULL DEFAULT '';
+CREATE INDEX response_actions_unlinked ON response_actions (requested_at)
+	WHERE incident_id IS NULL AND alert_fingerprint != '';`
 
 // Endpoint statuses.
 const (
@@ -56,6 +72,52 @@ type Endpoint struct {
 	Buffered    int64      `json:"buffered"`
 	Dropped     int64      `json:"dropped"`
 	InventoryAt *time.Time `json:"inventory_at,omitempty"`
+	// Labels are the endpoint's effective labels: AgentLabels (the
+	// agent's --label flags) merged with AdminLabels (set through the
+	// API), the admin's winning; an admin label with an empty value
+	// removes the agent's label of that key.
+	Labels      map[string]string `json:"labels"`
+	AgentLabels map[string]string `json:"agent_labels"`
+	AdminLabels map[string]string `json:"admin_labels"`
+}
+
+// MergeLabels returns agent's labels overridden by admin's; an empty
+// admin value removes the key.
+func MergeLabels(agent, admin map[string]string) map[string]string {
+	out := make(map[string]string, len(agent)+len(admin))
+	for k, v := range agent {
+		out[k] = v
+	}
+	for k, v := range admin {
+		if v == "" {
+			delete(out, k)
+		} else {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func parseLabels(s string) (map[string]string, error) {
+	m := map[string]string{}
+	if s == "" {
+		return m, nil
+	}
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil, err
+	}
+	if m == nil {
+		m = map[string]string{}
+	}
+	return m, nil
+}
+
+func labelsText(m map[string]string) string {
+	if len(m) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(m) // a map of strings always marshals
+	return string(b)
 }
 
 func endpointTarget(id string) string { return "endpoint:" + id }
@@ -108,6 +170,14 @@ func (s *Store) EnrollEndpoint(ctx context.Context, tokenHash string, e Endpoint
 	case e.Hostname == "":
 		return Endpoint{}, fmt.Errorf("enroll endpoint: %w", invalid("hostname", "is required"))
 	}
+	if err := agentproto.ValidateLabels(e.AgentLabels); err != nil {
+		return Endpoint{}, fmt.Errorf("enroll endpoint: %w", invalid("labels", err.Error()))
+	}
+	if e.AgentLabels == nil {
+		e.AgentLabels = map[string]string{}
+	}
+	e.AdminLabels = map[string]string{}
+	e.Labels = MergeLabels(e.AgentLabels, nil)
 	now = fromMS(ms(now))
 	e.EnrolledAt, e.LastSeenAt, e.Status, e.RevokedAt = now, now, EndpointOnline, nil
 	if e.IntervalMS <= 0 {
@@ -128,9 +198,9 @@ func (s *Store) EnrollEndpoint(ctx context.Context, tokenHash string, e Endpoint
 			return fmt.Errorf("enroll endpoint: %w", err)
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO endpoints (id, credential_hash, hostname, os, platform, kernel, arch, agent_version, remote,
-			interval_ms, status, enrolled_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			interval_ms, status, enrolled_at, last_seen_at, agent_labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			e.ID, e.CredentialHash, e.Hostname, e.OS, e.Platform, e.Kernel, e.Arch, e.AgentVersion, e.Remote,
-			e.IntervalMS, e.Status, ms(now), ms(now))
+			e.IntervalMS, e.Status, ms(now), ms(now), labelsText(e.AgentLabels))
 		if isUnique(err) {
 			return fmt.Errorf("enroll endpoint %s: %w", e.ID, ErrConflict)
 		}
@@ -146,18 +216,27 @@ func (s *Store) EnrollEndpoint(ctx context.Context, tokenHash string, e Endpoint
 }
 
 const endpointCols = `id, credential_hash, hostname, os, platform, kernel, arch, agent_version, remote, interval_ms, status,
-	enrolled_at, last_seen_at, revoked_at, last_seq, batches, samples, duplicates, buffered, dropped, inventory_at`
+	enrolled_at, last_seen_at, revoked_at, last_seq, batches, samples, duplicates, buffered, dropped, inventory_at,
+	agent_labels, admin_labels`
 
 func scanEndpoint(sc interface{ Scan(...any) error }) (Endpoint, error) {
 	var e Endpoint
 	var enrolled, seen int64
 	var revoked, invAt sql.NullInt64
+	var agentLabels, adminLabels string
 	err := sc.Scan(&e.ID, &e.CredentialHash, &e.Hostname, &e.OS, &e.Platform, &e.Kernel, &e.Arch, &e.AgentVersion, &e.Remote,
 		&e.IntervalMS, &e.Status, &enrolled, &seen, &revoked, &e.LastSeq, &e.Batches, &e.Samples, &e.Duplicates,
-		&e.Buffered, &e.Dropped, &invAt)
+		&e.Buffered, &e.Dropped, &invAt, &agentLabels, &adminLabels)
 	if err != nil {
 		return Endpoint{}, err
 	}
+	if e.AgentLabels, err = parseLabels(agentLabels); err != nil {
+		return Endpoint{}, fmt.Errorf("endpoint %s: agent labels: %w", e.ID, err)
+	}
+	if e.AdminLabels, err = parseLabels(adminLabels); err != nil {
+		return Endpoint{}, fmt.Errorf("endpoint %s: admin labels: %w", e.ID, err)
+	}
+	e.Labels = MergeLabels(e.AgentLabels, e.AdminLabels)
 	e.EnrolledAt, e.LastSeenAt = fromMS(enrolled), fromMS(seen)
 	e.RevokedAt, e.InventoryAt = fromMSPtr(revoked), fromMSPtr(invAt)
 	return e, nil
@@ -216,6 +295,9 @@ type Heartbeat struct {
 	Remote     string
 	Buffered   int64
 	Dropped    int64
+	// Labels, when not nil, replace the agent-reported labels (already
+	// validated by the caller).
+	Labels map[string]string
 }
 
 // RecordHeartbeat marks a live endpoint seen and online; it returns the
@@ -229,9 +311,14 @@ func (s *Store) RecordHeartbeat(ctx context.Context, id string, h Heartbeat) (pr
 		if err != nil {
 			return fmt.Errorf("heartbeat: %w", err)
 		}
+		var labels sql.NullString
+		if h.Labels != nil {
+			labels = sql.NullString{String: labelsText(h.Labels), Valid: true}
+		}
 		_, err = tx.ExecContext(ctx, `UPDATE endpoints SET last_seen_at = ?, status = ?, interval_ms = ?,
-			hostname = CASE WHEN ? = '' THEN hostname ELSE ? END, remote = ?, buffered = ?, dropped = ? WHERE id = ?`,
-			ms(h.At), EndpointOnline, h.IntervalMS, h.Hostname, h.Hostname, h.Remote, h.Buffered, h.Dropped, id)
+			hostname = CASE WHEN ? = '' THEN hostname ELSE ? END, remote = ?, buffered = ?, dropped = ?,
+			agent_labels = COALESCE(?, agent_labels) WHERE id = ?`,
+			ms(h.At), EndpointOnline, h.IntervalMS, h.Hostname, h.Hostname, h.Remote, h.Buffered, h.Dropped, labels, id)
 		if err != nil {
 			return fmt.Errorf("heartbeat: %w", err)
 		}
@@ -381,4 +468,49 @@ func (s *Store) RevokeEndpoint(ctx context.Context, actor Actor, id string, at t
 		return Endpoint{}, err
 	}
 	return e, nil
+}
+
+// SetEndpointLabels replaces the admin-set labels of an endpoint (an
+// empty value hides the agent's label of that key), audited as
+// endpoint.labels. ErrNotFound when the endpoint does not exist,
+// ErrInvalid naming the label when one is malformed.
+func (s *Store) SetEndpointLabels(ctx context.Context, actor Actor, id string, labels map[string]string) (Endpoint, error) {
+	if len(labels) > agentproto.MaxLabels {
+		return Endpoint{}, fmt.Errorf("set endpoint labels: %w", invalid("labels", fmt.Sprintf("at most %d labels", agentproto.MaxLabels)))
+	}
+	for _, k := range agentproto.SortedLabelKeys(labels) {
+		v := labels[k]
+		if v == "" {
+			v = "x" // an empty value is allowed here: it removes the agent's label
+		}
+		if err := agentproto.ValidateLabel(k, v); err != nil {
+			return Endpoint{}, fmt.Errorf("set endpoint labels: %w", invalid("labels."+k, err.Error()))
+		}
+	}
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	var after Endpoint
+	err := s.write(ctx, "endpoint.labels", func(tx *sql.Tx) error {
+		before, err := endpointWhere(ctx, tx, `id = ?`, id)
+		if err != nil {
+			return fmt.Errorf("endpoint %q: %w", id, err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET admin_labels = ? WHERE id = ?`, labelsText(labels), id); err != nil {
+			return fmt.Errorf("set endpoint labels: %w", err)
+		}
+		after = before
+		after.AdminLabels = labels
+		after.Labels = MergeLabels(after.AgentLabels, labels)
+		type audited struct {
+			AdminLabels map[string]string `json:"admin_labels"`
+			Labels      map[string]string `json:"labels"`
+		}
+		return s.audit(ctx, tx, actor, "endpoint.labels", endpointTarget(id),
+			audited{before.AdminLabels, before.Labels}, audited{after.AdminLabels, after.Labels})
+	})
+	if err != nil {
+		return Endpoint{}, err
+	}
+	return after, nil
 }

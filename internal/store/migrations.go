@@ -439,6 +439,10 @@ CREATE UNIQUE INDEX bouncers_name ON bouncers (name) WHERE revoked_at IS NULL;`,
 	responseSchema,
 	// 13: endpoint threshold rules and forecasts (thresholds.go).
 	thresholdsSchema,
+	// 14: endpoint labels and label-scoped decisions and responses;
+	// automatic responses remember their alert to find its incident
+	// (endpoints.go, decisions.go, response.go).
+	labelsSchema,
 }
 
 // migrate applies pending migrations, each in its own immediate

@@ -67,7 +67,14 @@ type ResponseAction struct {
 	Status    string            `json:"status"`
 	Params    map[string]string `json:"params"`
 	Endpoints []string          `json:"endpoints"`
-	Reason    string            `json:"reason"`
+	// Labels, when set, select the endpoints by label instead (resolved
+	// when the action runs; for a block, whenever the decision is
+	// enforced).
+	Labels map[string]string `json:"labels,omitempty"`
+	Reason string            `json:"reason"`
+	// AlertFingerprint is the alert an automatic response answered; it
+	// links the action to the alert's incident.
+	AlertFingerprint string `json:"alert_fingerprint,omitempty"`
 	// Origin is "person", "rule" or "incident"; OriginRef names which.
 	Origin        string     `json:"origin"`
 	OriginRef     string     `json:"origin_ref,omitempty"`
@@ -100,17 +107,24 @@ type ResponseJob struct {
 func responseTarget(id int64) string { return "response:" + strconv.FormatInt(id, 10) }
 
 const responseCols = `id, kind, status, params, endpoints, reason, origin, origin_ref, COALESCE(incident_id, 0),
-	requested_by, requested_at, needs_approval, decided_by, decided_at, decision_note, COALESCE(decision_id, 0), result, updated_at`
+	requested_by, requested_at, needs_approval, decided_by, decided_at, decision_note, COALESCE(decision_id, 0), result, updated_at,
+	labels, alert_fingerprint`
 
 func scanResponse(row rowScanner) (ResponseAction, error) {
 	var a ResponseAction
 	var params string
-	var eps sql.NullString
+	var eps, labels sql.NullString
 	var req, upd int64
 	var dec sql.NullInt64
 	if err := row.Scan(&a.ID, &a.Kind, &a.Status, &params, &eps, &a.Reason, &a.Origin, &a.OriginRef, &a.IncidentID,
-		&a.RequestedBy, &req, &a.NeedsApproval, &a.DecidedBy, &dec, &a.DecisionNote, &a.DecisionID, &a.Result, &upd); err != nil {
+		&a.RequestedBy, &req, &a.NeedsApproval, &a.DecidedBy, &dec, &a.DecisionNote, &a.DecisionID, &a.Result, &upd,
+		&labels, &a.AlertFingerprint); err != nil {
 		return ResponseAction{}, err
+	}
+	if labels.Valid {
+		if err := json.Unmarshal([]byte(labels.String), &a.Labels); err != nil {
+			return ResponseAction{}, fmt.Errorf("response %d: labels: %w", a.ID, err)
+		}
 	}
 	if err := json.Unmarshal([]byte(params), &a.Params); err != nil {
 		return ResponseAction{}, fmt.Errorf("response %d: params: %w", a.ID, err)
@@ -141,7 +155,14 @@ func (s *Store) responseTimeline(ctx context.Context, tx *sql.Tx, actor Actor, a
 	if a.IncidentID == 0 {
 		return nil
 	}
-	data, err := jsonText(map[string]any{"response_id": a.ID, "kind": a.Kind, "status": a.Status, "params": a.Params})
+	fields := map[string]any{"response_id": a.ID, "kind": a.Kind, "status": a.Status, "params": a.Params, "origin": a.Origin}
+	if a.DecisionID != 0 {
+		fields["decision_id"] = a.DecisionID
+	}
+	if a.Result != "" {
+		fields["result"] = a.Result
+	}
+	data, err := jsonText(fields)
 	if err != nil {
 		return err
 	}
@@ -184,6 +205,13 @@ func (s *Store) CreateResponseAction(ctx context.Context, actor Actor, a Respons
 	if a.IncidentID > 0 {
 		inc = sql.NullInt64{Int64: a.IncidentID, Valid: true}
 	}
+	if a.Labels != nil && a.Endpoints != nil {
+		return ResponseAction{}, fmt.Errorf("create response: %w", invalid("labels", "give either endpoints or labels, not both"))
+	}
+	var labels sql.NullString
+	if a.Labels != nil {
+		labels = sql.NullString{String: labelsText(a.Labels), Valid: true}
+	}
 	err = s.write(ctx, "response.create", func(tx *sql.Tx) error {
 		for i, e := range a.Endpoints {
 			var one int
@@ -205,11 +233,11 @@ func (s *Store) CreateResponseAction(ctx context.Context, actor Actor, a Respons
 				return fmt.Errorf("create response: incident: %w", err)
 			}
 		}
-		err := tx.QueryRowContext(ctx, `INSERT INTO response_actions (kind, status, params, endpoints, reason, origin, origin_ref,
-			incident_id, requested_by, requested_at, needs_approval, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			a.Kind, a.Status, params.String, eps, a.Reason, a.Origin, a.OriginRef, inc, a.RequestedBy, ms(a.RequestedAt),
-			a.NeedsApproval, ms(a.UpdatedAt)).Scan(&a.ID)
+		err := tx.QueryRowContext(ctx, `INSERT INTO response_actions (kind, status, params, endpoints, labels, reason, origin, origin_ref,
+			incident_id, requested_by, requested_at, needs_approval, updated_at, alert_fingerprint)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			a.Kind, a.Status, params.String, eps, labels, a.Reason, a.Origin, a.OriginRef, inc, a.RequestedBy, ms(a.RequestedAt),
+			a.NeedsApproval, ms(a.UpdatedAt), a.AlertFingerprint).Scan(&a.ID)
 		if err != nil {
 			return fmt.Errorf("create response: %w", err)
 		}
@@ -511,4 +539,126 @@ func (s *Store) CountDecisionsFor(ctx context.Context, value, origin string, sin
 		return 0, fmt.Errorf("count decisions for %s: %w", value, err)
 	}
 	return n, nil
+}
+
+// IncidentForAlert returns the incident of the newest alert with the
+// fingerprint that is attached to one (how an automatic response finds
+// the incident of the alert it answered). ErrNotFound when none is.
+func (s *Store) IncidentForAlert(ctx context.Context, fingerprint string) (int64, error) {
+	var id int64
+	err := s.r.QueryRowContext(ctx, `SELECT incident_id FROM alerts WHERE fingerprint = ? AND incident_id IS NOT NULL
+		ORDER BY id DESC LIMIT 1`, fingerprint).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("incident of alert %s: %w", fingerprint, ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("incident of alert %s: %w", fingerprint, err)
+	}
+	return id, nil
+}
+
+// UnlinkedResponseActions returns actions requested since since that
+// answered an alert but are not linked to an incident yet, oldest first,
+// at most 100.
+func (s *Store) UnlinkedResponseActions(ctx context.Context, since time.Time) ([]ResponseAction, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+responseCols+` FROM response_actions
+		WHERE incident_id IS NULL AND alert_fingerprint != '' AND requested_at >= ? ORDER BY requested_at, id LIMIT 100`, ms(since))
+	if err != nil {
+		return nil, fmt.Errorf("unlinked responses: %w", err)
+	}
+	defer rows.Close()
+	var out []ResponseAction
+	for rows.Next() {
+		a, err := scanResponse(rows)
+		if err != nil {
+			return nil, fmt.Errorf("unlinked responses: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// LinkResponseIncident attaches an unlinked action to an incident and
+// notes on its timeline, with msg, what happened so far (the entries the
+// action would have written had the incident existed). Linking an action
+// that already has an incident changes nothing and returns it as is.
+func (s *Store) LinkResponseIncident(ctx context.Context, actor Actor, id, incidentID int64, msg string) (ResponseAction, error) {
+	var after ResponseAction
+	err := s.write(ctx, "response.link", func(tx *sql.Tx) error {
+		before, err := getResponse(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if before.IncidentID != 0 {
+			after = before
+			return nil
+		}
+		var one int
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM incidents WHERE id = ?`, incidentID).Scan(&one); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				err = ErrNotFound
+			}
+			return fmt.Errorf("link response %d: incident %d: %w", id, incidentID, err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE response_actions SET incident_id = ? WHERE id = ?`, incidentID, id); err != nil {
+			return fmt.Errorf("link response %d: %w", id, err)
+		}
+		after = before
+		after.IncidentID = incidentID
+		if err := s.audit(ctx, tx, actor, "response.link", responseTarget(id), before, after); err != nil {
+			return err
+		}
+		return s.responseTimeline(ctx, tx, actor, after, "response.link", msg)
+	})
+	if err != nil {
+		return ResponseAction{}, err
+	}
+	return after, nil
+}
+
+// EnforcedLabelDecisions returns the label-scoped decisions active at now
+// whose block has been sent and not withdrawn, with where it went: the
+// reconciler re-resolves their selectors every pass.
+func (s *Store) EnforcedLabelDecisions(ctx context.Context, now time.Time) ([]Enforcement, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT e.decision_id, e.endpoints, e.blocked_at FROM decision_enforcement e
+		JOIN decisions d ON d.id = e.decision_id
+		WHERE e.released_at IS NULL AND d.labels IS NOT NULL AND d.revoked_at IS NULL AND d.until > ? ORDER BY e.decision_id`, ms(now))
+	if err != nil {
+		return nil, fmt.Errorf("enforced label decisions: %w", err)
+	}
+	defer rows.Close()
+	var out []Enforcement
+	for rows.Next() {
+		var e Enforcement
+		var eps string
+		var at int64
+		if err := rows.Scan(&e.DecisionID, &eps, &at); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(eps), &e.Endpoints); err != nil {
+			return nil, fmt.Errorf("decision %d enforcement: %w", e.DecisionID, err)
+		}
+		e.BlockedAt = fromMS(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// SetDecisionEnforcement records the endpoints a decision's block is now
+// in force on (after a relabel moved it).
+func (s *Store) SetDecisionEnforcement(ctx context.Context, decisionID int64, endpoints []string) error {
+	if endpoints == nil {
+		endpoints = []string{}
+	}
+	eps, err := jsonText(endpoints)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, "decision.enforce", func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE decision_enforcement SET endpoints = ? WHERE decision_id = ? AND released_at IS NULL`, eps, decisionID)
+		if err != nil {
+			return fmt.Errorf("set decision %d enforcement: %w", decisionID, err)
+		}
+		return nil
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nocsoc/nocsoc/internal/agentproto"
 	"github.com/nocsoc/nocsoc/internal/alert"
 	"github.com/nocsoc/nocsoc/internal/auth"
 	"github.com/nocsoc/nocsoc/internal/decision"
@@ -73,6 +74,8 @@ func (u *UI) responseRoutes(m *http.ServeMux) {
 // DecisionForm is the new-decision form's state.
 type DecisionForm struct {
 	Value, Duration, Reason, Endpoints string
+	// Labels is a label selector, "role=web, env=prod".
+	Labels string
 }
 
 // DecisionRow is a decision with what the page shows about it.
@@ -111,6 +114,9 @@ func (u *UI) decisionsData(ctx context.Context) (DecisionsData, error) {
 	names := u.endpointNames(ctx)
 	row := func(x decision.Decision) DecisionRow {
 		r := DecisionRow{Decision: x, Status: x.Status(now), Where: "all endpoints"}
+		if x.Labels != nil {
+			r.Where = x.DescribeScope()
+		}
 		if x.Endpoints != nil {
 			hs := make([]string, len(x.Endpoints))
 			for i, id := range x.Endpoints {
@@ -203,7 +209,8 @@ func (u *UI) createDecision(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx := r.Context()
 	f := DecisionForm{Value: strings.TrimSpace(r.PostFormValue("value")), Duration: strings.TrimSpace(r.PostFormValue("duration")),
-		Reason: strings.TrimSpace(r.PostFormValue("reason")), Endpoints: strings.TrimSpace(r.PostFormValue("endpoints"))}
+		Reason: strings.TrimSpace(r.PostFormValue("reason")), Endpoints: strings.TrimSpace(r.PostFormValue("endpoints")),
+		Labels: strings.TrimSpace(r.PostFormValue("labels"))}
 	back := r.PostFormValue("back")
 	if back != "" && localPath(back) != back {
 		back = ""
@@ -269,15 +276,28 @@ func (u *UI) createDecision(w http.ResponseWriter, r *http.Request) error {
 			host = i.Labels["host.name"]
 		}
 	}
-	eps, err := u.formEndpoints(ctx, f.Endpoints, host)
 	var fe *decision.FieldError
-	if errors.As(err, &fe) {
-		return refuse(fe.Error())
+	if f.Labels != "" {
+		// A label selector replaces the endpoints field ("all", its
+		// default, or empty); naming both is refused.
+		if f.Endpoints != "" && !strings.EqualFold(f.Endpoints, "all") {
+			return refuse("labels: give either endpoints or labels, not both")
+		}
+		raw, err := formLabels(f.Labels)
+		if err != nil {
+			return refuse(err.Error())
+		}
+		req.Labels = raw
+	} else {
+		eps, err := u.formEndpoints(ctx, f.Endpoints, host)
+		if errors.As(err, &fe) {
+			return refuse(fe.Error())
+		}
+		if err != nil {
+			return err
+		}
+		req.Endpoints = eps
 	}
-	if err != nil {
-		return err
-	}
-	req.Endpoints = eps
 	actor := actorOf(r)
 	now := u.resp.now().UTC()
 	d, err := u.decisionPolicy(r).Validate(req, actor.Name, now)
@@ -300,10 +320,7 @@ func (u *UI) createDecision(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	where := "on all endpoints"
-	if d.Endpoints != nil {
-		where = "on " + strings.Join(d.Endpoints, ", ")
-	}
+	where := "on " + d.DescribeScope()
 	msg := fmt.Sprintf("Decision %d: %s %s %s until %s.", d.ID, d.Type, d.Value, where, d.Until.Format("2006-01-02 15:04Z"))
 	if req.IncidentID > 0 && u.soc.resp != nil {
 		// The incident's timeline records the response next to the alerts
@@ -318,6 +335,29 @@ func (u *UI) createDecision(w http.ResponseWriter, r *http.Request) error {
 	}
 	http.Redirect(w, r, back, http.StatusSeeOther)
 	return nil
+}
+
+// formLabels turns the form's labels field ("role=web, env=prod") into
+// the request's selector.
+func formLabels(field string) (json.RawMessage, error) {
+	m := map[string]string{}
+	for _, part := range strings.Split(field, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		k, v, err := agentproto.ParseLabel(part)
+		if err != nil {
+			return nil, fmt.Errorf("labels: %w", err)
+		}
+		if _, dup := m[k]; dup {
+			return nil, fmt.Errorf("labels: %q is given twice", k)
+		}
+		m[k] = v
+	}
+	if len(m) == 0 {
+		return nil, errors.New("labels: name at least one key=value")
+	}
+	return json.Marshal(m)
 }
 
 // formEndpoints turns the form's endpoints field into the request's: empty

@@ -87,9 +87,12 @@ func actionText(a store.ResponseAction) string {
 	for _, k := range keys {
 		fmt.Fprintf(&b, " %s=%s", k, a.Params[k])
 	}
-	if a.Endpoints == nil {
+	switch {
+	case a.Labels != nil:
+		b.WriteString(" on " + decision.Decision{Labels: a.Labels}.DescribeScope())
+	case a.Endpoints == nil:
 		b.WriteString(" on all endpoints")
-	} else {
+	default:
 		b.WriteString(" on " + strings.Join(a.Endpoints, ", "))
 	}
 	return b.String()
@@ -99,7 +102,7 @@ func actionText(a store.ResponseAction) string {
 // and reports the outcome as a flash on back.
 func (u *UI) requestBlock(w http.ResponseWriter, r *http.Request, req decision.Request, back string, refuse func(string) error) error {
 	a, err := u.resp.ar.Request(r.Context(), requesterOf(r), autoresponse.Request{Kind: autoresponse.KindBlockIP, Value: req.Value,
-		Duration: req.Duration, Endpoints: req.Endpoints, Reason: req.Reason, IncidentID: req.IncidentID})
+		Duration: req.Duration, Endpoints: req.Endpoints, Labels: req.Labels, Reason: req.Reason, IncidentID: req.IncidentID})
 	if err != nil {
 		if msg, ok := actionError(err); ok {
 			return refuse(msg)

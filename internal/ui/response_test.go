@@ -176,3 +176,59 @@ func TestDecisionActions(t *testing.T) {
 		}
 	}
 }
+
+// TestDecisionLabelSelector: the block form takes a label selector
+// (exclusive with endpoints), the decisions page shows it, and the
+// endpoint pages show the labels.
+func TestDecisionLabelSelector(t *testing.T) {
+	e := newFleetEnv(t)
+	ctx := context.Background()
+	if _, err := e.st.SetEndpointLabels(ctx, store.Actor{Name: "admin"}, e.web1, map[string]string{"role": "web", "env": "prod"}); err != nil {
+		t.Fatal(err)
+	}
+	c, csrf := e.login(auth.RoleOperator, passwords[auth.RoleOperator])
+	form := func(kv ...string) url.Values {
+		v := url.Values{"csrf": {csrf}}
+		for i := 0; i+1 < len(kv); i += 2 {
+			v.Set(kv[i], kv[i+1])
+		}
+		return v
+	}
+	for _, tc := range []struct {
+		name string
+		form url.Values
+		has  string
+	}{
+		{"bad key", form("value", "198.51.100.7", "labels", "Role=web"), "must be 1-63 characters"},
+		{"no value", form("value", "198.51.100.7", "labels", "role"), "want key=value"},
+		{"both", form("value", "198.51.100.7", "labels", "role=web", "endpoints", "web1"), "either endpoints or labels"},
+	} {
+		resp, body := e.post(c, "/decisions", tc.form)
+		if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, tc.has) {
+			t.Errorf("%s: status %d, has %q = %v", tc.name, resp.StatusCode, tc.has, strings.Contains(body, tc.has))
+		}
+	}
+	if n := len(e.decisions(t, false)); n != 0 {
+		t.Fatalf("refused selectors stored %d decisions", n)
+	}
+	resp, _ := e.post(c, "/decisions", form("value", "198.51.100.7", "endpoints", "all", "labels", "role=web, env=prod"))
+	if flash, msg := e.flashOf(c, resp); !strings.Contains(flash, "endpoints labelled env=prod, role=web") || msg != "" {
+		t.Errorf("create: flash %q, error %q", flash, msg)
+	}
+	ds := e.decisions(t, false)
+	if len(ds) != 1 || ds[0].Labels["role"] != "web" || ds[0].Labels["env"] != "prod" || ds[0].Endpoints != nil {
+		t.Fatalf("decisions = %+v", ds)
+	}
+	_, body := e.get(c, "/decisions")
+	if !strings.Contains(body, "endpoints labelled env=prod, role=web") {
+		t.Error("/decisions does not show the selector")
+	}
+	_, body = e.get(c, "/endpoints")
+	if !strings.Contains(body, `<span class="chip endpoint-label" title="label">role=web</span>`) {
+		t.Error("/endpoints does not show web1's labels")
+	}
+	_, body = e.get(c, "/endpoints/"+e.web1)
+	if !strings.Contains(body, `id="endpoint-labels"><span class="chip endpoint-label">env=prod</span>`) {
+		t.Error("the endpoint page does not show its labels")
+	}
+}

@@ -30,6 +30,9 @@ func (s *server) registerDecisions(mux *http.ServeMux, route func(string, string
 	route("GET /api/v1/bouncers", auth.RoleAdmin, s.listBouncers)
 	route("POST /api/v1/bouncers", auth.RoleAdmin, s.createBouncer)
 	route("DELETE /api/v1/bouncers/{id}", auth.RoleAdmin, s.revokeBouncer)
+	// Endpoint labels select the endpoints of label-scoped decisions;
+	// the agent reports its own (--label), an admin overrides them here.
+	route("PUT /api/v1/endpoints/{id}/labels", auth.RoleAdmin, s.putEndpointLabels)
 	mux.Handle("GET /v1/decisions/stream", s.bouncer(s.bouncerStream))
 	mux.Handle("GET /v1/decisions", s.bouncer(s.bouncerDecisions))
 }
@@ -39,6 +42,10 @@ func (s *server) registerDecisions(mux *http.ServeMux, route func(string, string
 // address of the person asking, so neither can be blocked through it.
 func (s *server) decisionPolicy(r *http.Request) decision.Policy {
 	p := s.policy
+	if s.autoresp != nil {
+		// The response service's policy follows config reloads.
+		p = s.autoresp.Policy()
+	}
 	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		if ap, err := netip.ParseAddrPort(la.String()); err == nil {
 			p = p.With(ap.Addr())
@@ -51,19 +58,69 @@ func (s *server) decisionPolicy(r *http.Request) decision.Policy {
 }
 
 // decisionJSON is a decision as the admin API shows it: with its status
-// and "all" for fleet-wide endpoints.
+// and "all" for fleet-wide endpoints (null when labels select them).
+// ResolvedEndpoints, in the answer to a create, says how many endpoints
+// the decision reaches now.
 type decisionJSON struct {
 	decision.Decision
-	Endpoints any    `json:"endpoints"`
-	Status    string `json:"status"`
+	Endpoints         any    `json:"endpoints"`
+	Status            string `json:"status"`
+	ResolvedEndpoints *int   `json:"resolved_endpoints,omitempty"`
 }
 
 func toDecisionJSON(d decision.Decision, now time.Time) decisionJSON {
 	var eps any = "all"
-	if d.Endpoints != nil {
+	switch {
+	case d.Endpoints != nil:
 		eps = d.Endpoints
+	case d.Labels != nil:
+		eps = nil
 	}
 	return decisionJSON{Decision: d, Endpoints: eps, Status: d.Status(now)}
+}
+
+// resolvedEndpoints counts the enrolled, unrevoked endpoints d applies to
+// now.
+func (s *server) resolvedEndpoints(r *http.Request, d decision.Decision) (int, error) {
+	if d.Endpoints != nil {
+		return len(d.Endpoints), nil
+	}
+	eps, err := s.st.Endpoints(r.Context())
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range eps {
+		if e.RevokedAt == nil && (d.Labels == nil || decision.MatchLabels(d.Labels, e.Labels)) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// putEndpointLabels replaces the admin-set labels of an endpoint:
+// {"labels": {"role": "web", "env": ""}}. They win over the agent's; an
+// empty value removes the agent's label of that key. Audited as
+// endpoint.labels.
+func (s *server) putEndpointLabels(w http.ResponseWriter, r *http.Request, p principal) error {
+	var req struct {
+		Labels map[string]string `json:"labels"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if req.Labels == nil {
+		return badRequest("labels", "labels is required: an object of label keys to values ({} clears the admin labels)")
+	}
+	e, err := s.st.SetEndpointLabels(r.Context(), p.actor(), r.PathValue("id"), req.Labels)
+	if err != nil {
+		return err
+	}
+	if s.autoresp != nil {
+		s.autoresp.Kick() // label-scoped blocks follow the new labels now
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"endpoint": e})
+	return nil
 }
 
 func (s *server) createDecision(w http.ResponseWriter, r *http.Request, p principal) error {
@@ -84,7 +141,14 @@ func (s *server) createDecision(w http.ResponseWriter, r *http.Request, p princi
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, toDecisionJSON(d, now))
+	out := toDecisionJSON(d, now)
+	if n, err := s.resolvedEndpoints(r, d); err == nil {
+		out.ResolvedEndpoints = &n
+	}
+	if s.autoresp != nil {
+		s.autoresp.Kick()
+	}
+	writeJSON(w, http.StatusCreated, out)
 	return nil
 }
 

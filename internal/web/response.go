@@ -52,7 +52,19 @@ func (s *server) requestResponse(w http.ResponseWriter, r *http.Request, p princ
 	if a.Status == autoresponse.StatusPending {
 		status = http.StatusAccepted
 	}
-	writeJSON(w, status, a)
+	if a.Labels == nil {
+		writeJSON(w, status, a)
+		return nil
+	}
+	// A label selector: say how many endpoints it matches now.
+	n, err := s.autoresp.ResolveCount(r.Context(), nil, a.Labels)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, status, struct {
+		store.ResponseAction
+		ResolvedEndpoints int `json:"resolved_endpoints"`
+	}{a, n})
 	return nil
 }
 

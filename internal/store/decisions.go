@@ -214,6 +214,8 @@ type Bouncer struct {
 	LastPullAt *time.Time `json:"last_pull_at,omitempty"`
 	LastPullIP string     `json:"last_pull_ip,omitempty"`
 	cursor     int64
+	// pullLabels are its endpoint's labels at its last poll (labelKey).
+	pullLabels string
 }
 
 // Usable reports whether the bouncer's key is accepted at now.
@@ -221,13 +223,13 @@ func (b Bouncer) Usable(now time.Time) bool {
 	return b.RevokedAt == nil && (b.ExpiresAt == nil || now.Before(*b.ExpiresAt))
 }
 
-const bouncerCols = `id, name, key_hash, key_prefix, endpoint_id, created_by, created_at, expires_at, revoked_at, last_pull_at, last_pull_ip, cursor`
+const bouncerCols = `id, name, key_hash, key_prefix, endpoint_id, created_by, created_at, expires_at, revoked_at, last_pull_at, last_pull_ip, cursor, pull_labels`
 
 func scanBouncer(row rowScanner) (Bouncer, error) {
 	var b Bouncer
 	var created int64
 	var exp, rev, pull sql.NullInt64
-	if err := row.Scan(&b.ID, &b.Name, &b.KeyHash, &b.KeyPrefix, &b.Endpoint, &b.CreatedBy, &created, &exp, &rev, &pull, &b.LastPullIP, &b.cursor); err != nil {
+	if err := row.Scan(&b.ID, &b.Name, &b.KeyHash, &b.KeyPrefix, &b.Endpoint, &b.CreatedBy, &created, &exp, &rev, &pull, &b.LastPullIP, &b.cursor, &b.pullLabels); err != nil {
 		return Bouncer{}, err
 	}
 	b.CreatedAt, b.ExpiresAt, b.RevokedAt, b.LastPullAt = fromMS(created), fromMSPtr(exp), fromMSPtr(rev), fromMSPtr(pull)
@@ -368,6 +370,11 @@ func (s *Store) DecisionStream(ctx context.Context, b Bouncer, startup bool, now
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(MAX(rev), COALESCE(MAX(revoked_rev), 0)), 0) FROM decisions`).Scan(&maxRev); err != nil {
 		return nil, nil, fmt.Errorf("decision stream: %w", err)
 	}
+	labels, err := boundLabels(ctx, tx, cur.Endpoint)
+	if err != nil {
+		return nil, nil, fmt.Errorf("decision stream: %w", err)
+	}
+	lkey := labelKey(labels)
 	if startup || cur.LastPullAt == nil {
 		added, err = activeDecisions(ctx, tx, now)
 	} else {
@@ -382,20 +389,35 @@ func (s *Store) DecisionStream(ctx context.Context, b Bouncer, startup bool, now
 				ORDER BY id`, cur.cursor, last, ms(now)))
 		}
 	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("decision stream: %w", err)
+	relabel := err == nil && !startup && cur.LastPullAt != nil && lkey != cur.pullLabels
+	if err == nil {
+		added = appliesTo(added, cur.Endpoint, labels)
+		if !relabel {
+			deleted = appliesTo(deleted, cur.Endpoint, labels)
+		}
 	}
-	labels, err := boundLabels(ctx, tx, cur.Endpoint)
+	if relabel {
+		// The endpoint was relabelled since the last poll: label-scoped
+		// decisions may have started or stopped applying to it. Every
+		// active one goes out again, as new where it applies now and as
+		// deleted where it does not; every decision ended since the last
+		// poll is deleted whatever labels it applied to before (bouncers
+		// add idempotently and ignore the deletion of a decision they
+		// never had).
+		var active []decision.Decision
+		if active, err = activeDecisions(ctx, tx, now); err == nil {
+			added, deleted = relabelled(active, added, deleted, cur.Endpoint, labels)
+		}
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("decision stream: %w", err)
 	}
 	if err := tx.Rollback(); err != nil {
 		return nil, nil, fmt.Errorf("decision stream: %w", err)
 	}
-	added, deleted = appliesTo(added, cur.Endpoint, labels), appliesTo(deleted, cur.Endpoint, labels)
 	err = s.write(ctx, "bouncer.pull", func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE bouncers SET last_pull_at = ?, last_pull_ip = ?, cursor = ? WHERE id = ?`,
-			ms(now), remote, maxRev, b.ID)
+		_, err := tx.ExecContext(ctx, `UPDATE bouncers SET last_pull_at = ?, last_pull_ip = ?, cursor = ?, pull_labels = ? WHERE id = ?`,
+			ms(now), remote, maxRev, lkey, b.ID)
 		return err
 	})
 	if err != nil {
@@ -433,6 +455,40 @@ func boundLabels(ctx context.Context, q queryer, endpoint string) (map[string]st
 		return nil, fmt.Errorf("labels of endpoint %q: %w", endpoint, err)
 	}
 	return e.Labels, nil
+}
+
+// labelKey is a canonical text of a label set ("" for none), to notice
+// a relabel between two polls.
+func labelKey(labels map[string]string) string {
+	if len(labels) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(labels) // keys sorted
+	return string(b)
+}
+
+// relabelled adds to a poll's answer every active label-scoped decision:
+// to added where it applies to the relabelled endpoint, to deleted where
+// it does not. Decisions already in the answer are not repeated.
+func relabelled(active, added, deleted []decision.Decision, endpoint string, labels map[string]string) ([]decision.Decision, []decision.Decision) {
+	seen := make(map[int64]bool, len(added)+len(deleted))
+	for _, d := range added {
+		seen[d.ID] = true
+	}
+	for _, d := range deleted {
+		seen[d.ID] = true
+	}
+	for _, d := range active {
+		if d.Labels == nil || seen[d.ID] {
+			continue
+		}
+		if d.AppliesToEndpoint(endpoint, labels) {
+			added = append(added, d)
+		} else {
+			deleted = append(deleted, d)
+		}
+	}
+	return added, deleted
 }
 
 func appliesTo(ds []decision.Decision, endpoint string, labels map[string]string) []decision.Decision {

@@ -22,7 +22,8 @@ ALTER TABLE decisions ADD COLUMN labels TEXT;
 ALTER TABLE response_actions ADD COLUMN labels TEXT;
 ALTER TABLE response_actions ADD COLUMN alert_fingerprint TEXT NOT NULL DEFAULT '';
 CREATE INDEX response_actions_unlinked ON response_actions (requested_at)
-	WHERE incident_id IS NULL AND alert_fingerprint != '';`
+	WHERE incident_id IS NULL AND alert_fingerprint != '';
+ALTER TABLE bouncers ADD COLUMN pull_labels TEXT NOT NULL DEFAULT '';`
 
 // Endpoint statuses.
 const (

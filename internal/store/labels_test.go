@@ -145,3 +145,52 @@ func TestLabelDecisionRoundTrip(t *testing.T) {
 		t.Errorf("link to a missing incident: %v", err)
 	}
 }
+
+// TestBouncerStreamRelabel: a bouncer whose endpoint is relabelled gets
+// label-scoped decisions deleted and added on its next ordinary poll, not
+// only at its next startup pull.
+func TestBouncerStreamRelabel(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	const web = "1aaaaaaa-0000-4000-8000-000000000000"
+	labelEndpoint(t, s, web, map[string]string{"role": "web"})
+	d, err := decision.DefaultPolicy().Validate(decision.Request{Value: "203.0.113.9", Labels: []byte(`{"role":"web"}`)}, "alice", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err = s.CreateDecision(ctx, admin, d); err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.CreateBouncer(ctx, admin, Bouncer{Name: "edge", KeyHash: strings.Repeat("e", 64), KeyPrefix: "nsc_", Endpoint: web})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := func(ds []decision.Decision) []int64 {
+		var out []int64
+		for _, d := range ds {
+			out = append(out, d.ID)
+		}
+		return out
+	}
+	poll := func(step int, startup bool, wantAdded, wantDeleted []int64) {
+		t.Helper()
+		added, deleted, err := s.DecisionStream(ctx, b, startup, t0.Add(time.Duration(step)*time.Second), "127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(ids(added), wantAdded) || !reflect.DeepEqual(ids(deleted), wantDeleted) {
+			t.Errorf("poll %d: added %v deleted %v, want %v and %v", step, ids(added), ids(deleted), wantAdded, wantDeleted)
+		}
+	}
+	poll(1, true, []int64{d.ID}, nil)
+	poll(2, false, nil, nil)
+	if _, err := s.SetEndpointLabels(ctx, admin, web, map[string]string{"role": "db"}); err != nil {
+		t.Fatal(err)
+	}
+	poll(3, false, nil, []int64{d.ID})
+	poll(4, false, nil, nil)
+	if _, err := s.SetEndpointLabels(ctx, admin, web, map[string]string{}); err != nil {
+		t.Fatal(err)
+	}
+	poll(5, false, []int64{d.ID}, nil)
+}

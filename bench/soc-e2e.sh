@@ -14,7 +14,8 @@
 #  3. rsyslog on the same stream (bench/rsyslog.sh), ratio.
 #
 # Usage: bench/soc-e2e.sh   (env: DURATION=60s HALF_RATE=50000 CONNECTIONS=4
-#                            FRAMING=octet RULES=120 MARK_EVERY=250ms BUILD=1 BIN RSYSLOG=1)
+#                            FRAMING=octet RULES=120 MARK_EVERY=250ms BUILD=1 BIN RSYSLOG=1
+#                            LOAD_ROWS=0, the default; 122880 for whole row groups)
 # Loopback only; every process started here is killed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +51,9 @@ if [ "${BUILD:-1}" = 1 ]; then go build -o "$BIN" ./cmd/nocsoc; fi
 fill_rules "$WORK/sigma" "$RULES"
 
 cat >"$WORK/nocsoc.yaml" <<YAML
+server:
+  eventstore:
+    load_rows: ${LOAD_ROWS:-0}
 inputs:
   syslog:
     - {name: syslog-tcp, protocol: tcp, listen: 127.0.0.1:$SYSLOG_PORT}

@@ -151,6 +151,7 @@ func (a *App) open(ctx context.Context) error {
 	ev, err := eventstore.Open(ctx, eventstore.Options{
 		Path:        filepath.Join(cfg.Server.DataDir, "events.duckdb"),
 		MemoryLimit: cfg.Server.EventStore.MemoryLimit,
+		LoadRows:    cfg.Server.EventStore.LoadRows,
 		Threads:     cfg.Server.EventStore.Threads,
 		Logger:      a.log,
 		OnWrite:     func(rows int, d time.Duration) { writeLatency.WithLabelValues("duckdb").Observe(d.Seconds()) },

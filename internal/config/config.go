@@ -97,6 +97,9 @@ type EventStore struct {
 	// MemoryLimit is a DuckDB size such as "512MB" or "2GiB".
 	MemoryLimit string `yaml:"memory_limit"`
 	Threads     int    `yaml:"threads"`
+	// LoadRows is how many journaled events the loader moves into DuckDB
+	// in one append (0: the event store's default).
+	LoadRows int `yaml:"load_rows"`
 }
 
 // Default returns the configuration used when there is no file: every
@@ -189,6 +192,9 @@ func (s *Server) validate() error {
 	}
 	if s.EventStore.Threads < 0 {
 		return &check.FieldError{Field: "eventstore.threads", Reason: "must not be negative"}
+	}
+	if l := s.EventStore.LoadRows; l < 0 || l > 1<<20 {
+		return &check.FieldError{Field: "eventstore.load_rows", Reason: "must be between 0 (default) and 1048576"}
 	}
 	if s.TLSCert != "" && s.TLSKey == "" {
 		return &check.FieldError{Field: "tls_cert", Reason: "tls_key must be set as well"}

@@ -319,16 +319,35 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// AppendEvents assigns ids to evs and writes them in one transaction. It
-// returns once the rows are committed (durable in DuckDB's write-ahead log),
-// so the caller may then acknowledge its senders; the ids are in the order
-// of evs, and evs[i].ID is set too. Writes are serialized, which is the
-// back-pressure: a slow disk slows the callers; calls that wait meanwhile
-// are committed together. An event without Time, or with a field value
-// JSON cannot hold (NaN, ±Inf, channels …), rejects the whole call with an
-// error naming it, and nothing of it is written. Received defaults to the
-// store's clock; invalid UTF-8 is replaced by U+FFFD.
+// AppendEvents assigns ids to evs and makes them durable in the journal in
+// one group commit, so the caller may then acknowledge its senders; the ids
+// are in the order of evs, and evs[i].ID is set too. Calls that wait for a
+// commit meanwhile are committed together. An event without Time, or with
+// a field value JSON cannot hold (NaN, ±Inf, channels …), rejects the
+// whole call with an error naming it, and nothing of it is written.
+// Received defaults to the store's clock; invalid UTF-8 is replaced by
+// U+FFFD. Before returning it paces the caller (Pace).
 func (s *Store) AppendEvents(ctx context.Context, evs []event.Event) ([]uint64, error) {
+	ids, err := s.AppendEventsUnpaced(ctx, evs)
+	if err != nil {
+		return nil, err
+	}
+	s.Pace(ctx)
+	return ids, nil
+}
+
+// Pace is the back-pressure on writers: while the loader is behind by more
+// than MaxPending rows it waits for it (or ctx). The rows are durable
+// already, so a caller may hand them on (to detection) first and pace
+// after.
+func (s *Store) Pace(ctx context.Context) {
+	if s.pendingRows() > s.o.MaxPending {
+		_ = s.waitLoaded(ctx, s.o.MaxPending) // pacing only
+	}
+}
+
+// AppendEventsUnpaced is AppendEvents without Pace.
+func (s *Store) AppendEventsUnpaced(ctx context.Context, evs []event.Event) ([]uint64, error) {
 	if len(evs) == 0 {
 		return []uint64{}, nil
 	}
@@ -381,11 +400,6 @@ func (s *Store) AppendEvents(ctx context.Context, evs []event.Event) ([]uint64, 
 		evs[i].ID = req.ids[i]
 	}
 	s.span.extend(minT, maxT)
-	// Back-pressure: while the loader is behind by more than MaxPending
-	// rows, callers wait (these rows are durable already).
-	if s.pendingRows() > s.o.MaxPending {
-		_ = s.waitLoaded(ctx, s.o.MaxPending) // pacing only: the rows are durable
-	}
 	return req.ids, nil
 }
 

@@ -99,7 +99,9 @@ type Options struct {
 	// moves them into DuckDB (default DefaultLoadRows); LoadEvery bounds
 	// how long a smaller number waits (default DefaultLoadEvery).
 	// MaxPending bounds the events acknowledged but not yet loaded
-	// (default 1.5 × LoadRows): beyond it AppendEvents waits for the loader.
+	// (default 8 × LoadRows, so that a DuckDB checkpoint, which can hold
+	// the loader for seconds, does not stall the writers): beyond it
+	// AppendEvents waits for the loader (Pace).
 	LoadRows   int
 	LoadEvery  time.Duration
 	MaxPending int
@@ -158,7 +160,7 @@ func (o *Options) normalize() error {
 		o.LoadEvery = DefaultLoadEvery
 	}
 	if o.MaxPending == 0 {
-		o.MaxPending = o.LoadRows + o.LoadRows/2
+		o.MaxPending = 8 * o.LoadRows
 	}
 	if o.LoadRows < 0 || o.LoadEvery < 0 || o.MaxPending < 0 {
 		return fmt.Errorf("LoadRows, LoadEvery, MaxPending: must not be negative")

@@ -22,6 +22,14 @@ type Store interface {
 	AppendEvents(ctx context.Context, evs []event.Event) ([]uint64, error)
 }
 
+// PacedStore is a Store whose back-pressure can come after the append:
+// Write hands durable events to detection first and then waits, so
+// detection does not wait for the store to catch up.
+type PacedStore interface {
+	AppendEventsUnpaced(ctx context.Context, evs []event.Event) ([]uint64, error)
+	Pace(ctx context.Context)
+}
+
 // Detector evaluates stored events. Correlation windows use event time,
 // and the detector maps its matches to event ids itself, so batches need
 // not arrive in storage order.
@@ -102,12 +110,21 @@ func (p *Pipeline) process(ctx context.Context, b batch) {
 
 // Write stores a batch and queues it for detection. It returns once the
 // batch is durable; when detection is behind by a full queue it waits for
-// room (or ctx).
+// room (or ctx), and when the store is behind (PacedStore) it waits for
+// it after queueing.
 func (p *Pipeline) Write(ctx context.Context, evs []event.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	ids, err := p.store.AppendEvents(ctx, evs)
+	paced, _ := p.store.(PacedStore)
+	var ids []uint64
+	var err error
+	if paced != nil && p.detect != nil {
+		ids, err = paced.AppendEventsUnpaced(ctx, evs)
+		defer paced.Pace(ctx)
+	} else {
+		ids, err = p.store.AppendEvents(ctx, evs)
+	}
 	if err != nil {
 		return fmt.Errorf("store events: %w", err)
 	}

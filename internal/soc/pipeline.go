@@ -68,9 +68,11 @@ func New(store Store, detect Detector, log *slog.Logger) *Pipeline {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	// A few hundred batches of up to 1,000 events: enough to ride out a
-	// burst; beyond it Write waits (back-pressure to the inputs).
-	return &Pipeline{store: store, detect: detect, log: log.With("component", "soc"), queue: make(chan batch, 256), stopped: make(chan struct{})}
+	// 64 batches of up to 1,000 events (seconds of input at the rates one
+	// server sustains) ride out a burst; beyond it Write waits
+	// (back-pressure to the inputs). Every queued event is held in memory
+	// with its fields, so a longer queue only costs memory under overload.
+	return &Pipeline{store: store, detect: detect, log: log.With("component", "soc"), queue: make(chan batch, 64), stopped: make(chan struct{})}
 }
 
 // Run evaluates stored batches until ctx ends, then finishes what is

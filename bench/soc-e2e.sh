@@ -15,7 +15,9 @@
 #
 # Usage: bench/soc-e2e.sh   (env: DURATION=60s HALF_RATE=50000 CONNECTIONS=4
 #                            FRAMING=octet RULES=120 MARK_EVERY=250ms BUILD=1 BIN RSYSLOG=1
-#                            LOAD_ROWS=0, the default; 122880 for whole row groups)
+#                            LOAD_ROWS=0, the default; 122880 for whole row groups;
+#                            THROUGHPUT=0 skips phase 1, e.g. for a latency run at a
+#                            rate the server sustains: THROUGHPUT=0 RSYSLOG=0 HALF_RATE=15000)
 # Loopback only; every process started here is killed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -93,6 +95,7 @@ echo "== warm-up 10s at 20,000/s (not measured)"
 gen --rate 20000 --duration 10s --seed 100
 sleep 2
 
+if [ "${THROUGHPUT:-1}" = 1 ]; then
 echo
 echo "== 1. throughput: unpaced for $DURATION ($CONNECTIONS connections, $FRAMING framing)"
 rss_sampler "$WORK/rss.max" & pids+=("$!")
@@ -107,6 +110,7 @@ echo "server: accepted_in_window=$((e1 - e0)) window_s=$(awk -v a="$t0" -v b="$t
 echo "server: rss_max_sampled_mb=$(($(cat "$WORK/rss.max" 2>/dev/null || echo 0) / 1024)) vmhwm_mb=$(($(status_kb "$SPID" VmHWM) / 1024)) rss_now_mb=$(($(status_kb "$SPID" VmRSS) / 1024)) load1_before=$l0 load1_after=$l1"
 grep -c 'level=ERROR' "$WORK/server.log" | sed 's/^/server log errors: /'
 grep 'level=ERROR' "$WORK/server.log" | sed 's/^time=[^ ]* //' | cut -c1-200 | sort | uniq -c | sort -rn | head -5 || true
+fi
 
 echo
 echo "== 2. latency: $HALF_RATE/s for $DURATION, marked brute-force burst every $MARK_EVERY"

@@ -497,11 +497,17 @@ func (s *Store) MarkDecisionEnforced(ctx context.Context, decisionID int64, endp
 // DecisionsToRelease returns enforced decisions that are revoked or have
 // expired at now and whose unblock has not been sent.
 func (s *Store) DecisionsToRelease(ctx context.Context, now time.Time) ([]Enforcement, error) {
+	return s.enforcements(ctx, "decisions to release", `WHERE e.released_at IS NULL AND (d.revoked_at IS NOT NULL OR d.until <= ?)`, ms(now))
+}
+
+// enforcements lists the enforcement records of the decisions that where
+// (a WHERE clause over e, decision_enforcement, and d, decisions) selects,
+// by decision id.
+func (s *Store) enforcements(ctx context.Context, what, where string, args ...any) ([]Enforcement, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT e.decision_id, e.endpoints, e.blocked_at FROM decision_enforcement e
-		JOIN decisions d ON d.id = e.decision_id
-		WHERE e.released_at IS NULL AND (d.revoked_at IS NOT NULL OR d.until <= ?) ORDER BY e.decision_id`, ms(now))
+		JOIN decisions d ON d.id = e.decision_id `+where+` ORDER BY e.decision_id`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("decisions to release: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []Enforcement
@@ -510,7 +516,7 @@ func (s *Store) DecisionsToRelease(ctx context.Context, now time.Time) ([]Enforc
 		var eps string
 		var at int64
 		if err := rows.Scan(&e.DecisionID, &eps, &at); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		if err := json.Unmarshal([]byte(eps), &e.Endpoints); err != nil {
 			return nil, fmt.Errorf("decision %d enforcement: %w", e.DecisionID, err)
@@ -620,28 +626,7 @@ func (s *Store) LinkResponseIncident(ctx context.Context, actor Actor, id, incid
 // whose block has been sent and not withdrawn, with where it went: the
 // reconciler re-resolves their selectors every pass.
 func (s *Store) EnforcedLabelDecisions(ctx context.Context, now time.Time) ([]Enforcement, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT e.decision_id, e.endpoints, e.blocked_at FROM decision_enforcement e
-		JOIN decisions d ON d.id = e.decision_id
-		WHERE e.released_at IS NULL AND d.labels IS NOT NULL AND d.revoked_at IS NULL AND d.until > ? ORDER BY e.decision_id`, ms(now))
-	if err != nil {
-		return nil, fmt.Errorf("enforced label decisions: %w", err)
-	}
-	defer rows.Close()
-	var out []Enforcement
-	for rows.Next() {
-		var e Enforcement
-		var eps string
-		var at int64
-		if err := rows.Scan(&e.DecisionID, &eps, &at); err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal([]byte(eps), &e.Endpoints); err != nil {
-			return nil, fmt.Errorf("decision %d enforcement: %w", e.DecisionID, err)
-		}
-		e.BlockedAt = fromMS(at)
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return s.enforcements(ctx, "enforced label decisions", `WHERE e.released_at IS NULL AND d.labels IS NOT NULL AND d.revoked_at IS NULL AND d.until > ?`, ms(now))
 }
 
 // SetDecisionEnforcement records the endpoints a decision's block is now

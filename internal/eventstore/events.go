@@ -126,13 +126,6 @@ func validUTF8(s string) string {
 	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
-func nullStr(s string) any {
-	if s == "" {
-		return nil
-	}
-	return validUTF8(s)
-}
-
 // EventCount is the number of stored events.
 func (s *Store) EventCount(ctx context.Context) (int64, error) {
 	if err := s.syncEvents(ctx); err != nil {

@@ -40,12 +40,14 @@ func ipHash(s string) int64 {
 	return int64(binary.LittleEndian.Uint64(h[:8]) >> 1)
 }
 
-// appendReq is one AppendEvents call waiting for a group commit.
+// appendReq is one AppendEvents call waiting for a group commit: its rows
+// encoded (journal.go), rowAt[i] the offset of row i.
 type appendReq struct {
-	rows [][]driver.Value
-	ids  []uint64
-	err  error
-	done bool // guarded by Store.wmu
+	enc   []byte
+	rowAt []int
+	ids   []uint64
+	err   error
+	done  bool // guarded by Store.wmu
 }
 
 // eventWriter is the events side of Store's write path. Concurrent
@@ -72,45 +74,56 @@ type eventWriter struct {
 	loaderDone chan struct{}
 }
 
-// rowBuilder converts events to appender rows. It keeps its scratch
-// buffers between events of one call.
+// rowBuilder encodes events as journal rows (journal.go). It keeps its
+// scratch buffers between events of one call.
 type rowBuilder struct {
 	keys []string
 	buf  []byte
 }
 
-// build converts e to the appender's column values (the id is filled in at
-// write time). A promoted field goes to its column when its value fits; it
-// also stays in the JSON when reading the column back would not give the
-// identical value (a port sent as the string "22"), so events round-trip
-// exactly. message always holds the searched text: the message field, or
-// raw (with message_from_raw set) when there is no string message, so a
-// search reads one column.
-func (rb *rowBuilder) build(row []driver.Value, e *event.Event, received time.Time) error {
+// idSize is the size of a row's id slot: a tagID byte and the id as 8
+// bytes little-endian, patched in at commit when ids are assigned.
+const idSize = 9
+
+// putID writes id into the slot encode left at the start of a row.
+func putID(row []byte, id uint64) {
+	row[0] = tagID
+	binary.LittleEndian.PutUint64(row[1:idSize], id)
+}
+
+// encode appends e as one journal row (every column of the events table
+// in order, the id slot left for putID) to b. A promoted field goes to its
+// column when its value fits; it also stays in the JSON when reading the
+// column back would not give the identical value (a port sent as the
+// string "22"), so events round-trip exactly. message always holds the
+// searched text: the message field, or raw (with message_from_raw set)
+// when there is no string message, so a search reads one column. Values
+// are written straight into b: no Go value per column is allocated.
+func (rb *rowBuilder) encode(b []byte, e *event.Event, received time.Time) ([]byte, error) {
 	var (
 		consumedMsg bool
 		consumed    [len(promoted)]bool
+		hashes      [2]int64
+		hashed      [2]bool
 	)
+	b = append(b, tagID, 0, 0, 0, 0, 0, 0, 0, 0) // idSize bytes: putID fills it
+	b = encTime(b, e.Time)
+	b = encTime(b, received)
+	b = encNullStr(b, e.Host)
+	b = encNullStr(b, e.Input)
 	raw := validUTF8(e.Raw)
-	row[colID] = nil
-	row[1], row[2], row[3], row[4] = e.Time.UTC(), received.UTC(), nullStr(e.Host), nullStr(e.Input)
 	if m, ok := e.Fields["message"].(string); ok {
-		row[5] = validUTF8(m)
-		row[21] = nil
+		b = encStr(b, validUTF8(m))
 		consumedMsg = true
 	} else {
-		row[5], row[21] = raw, true
+		b = encStr(b, raw)
 	}
-	c := 6
-	var hashes [2]any
 	for i, p := range promoted {
 		v, ok := e.Fields[p.field]
 		if !ok || v == nil {
-			row[c] = nil
-			c++
+			b = append(b, tagNil)
 			if p.ipKey != "" {
-				row[c] = nil
-				c++
+				b = append(b, tagNil)
 			}
 			continue
 		}
@@ -129,12 +142,11 @@ func (rb *rowBuilder) build(row []driver.Value, e *event.Event, received time.Ti
 				n = math.NaN()
 			}
 			if n == math.Trunc(n) && n >= math.MinInt32 && n <= math.MaxInt32 {
-				row[c] = int32(n)
+				b = binary.AppendVarint(append(b, tagInt32), int64(n))
 				_, consumed[i] = v.(float64)
 			} else {
-				row[c] = nil
+				b = append(b, tagNil)
 			}
-			c++
 			continue
 		}
 		s, isStr := v.(string)
@@ -144,27 +156,27 @@ func (rb *rowBuilder) build(row []driver.Value, e *event.Event, received time.Ti
 			consumed[i] = true
 		}
 		s = validUTF8(s)
-		row[c] = s
-		c++
+		b = encStr(b, s)
 		if p.ipKey != "" {
 			if a, err := netip.ParseAddr(s); err == nil {
-				row[c] = query.IPKey(a)
+				k := query.IPKey(a)
+				b = binary.AppendUvarint(append(b, tagBytes), uint64(len(k)))
+				b = append(b, k...)
 			} else {
-				row[c] = nil
+				b = append(b, tagNil)
 			}
-			c++
-			if p.field == "source.ip" {
-				hashes[0] = ipHash(s)
-			} else {
-				hashes[1] = ipHash(s)
+			h := 0
+			if p.field != "source.ip" {
+				h = 1
 			}
+			hashes[h], hashed[h] = ipHash(s), true
 		}
 	}
-	// c is now 18: fields.
+	// fields: the rest as JSON.
 	rb.keys = rb.keys[:0]
 	for k, v := range e.Fields {
 		if f, ok := v.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
-			return fmt.Errorf("Fields[%q]: %v is not a JSON number", k, f)
+			return b, fmt.Errorf("Fields[%q]: %v is not a JSON number", k, f)
 		}
 		if k == "message" && consumedMsg {
 			continue
@@ -174,28 +186,74 @@ func (rb *rowBuilder) build(row []driver.Value, e *event.Event, received time.Ti
 		}
 		rb.keys = append(rb.keys, k)
 	}
-	row[18] = nil
-	if len(rb.keys) > 0 {
+	if len(rb.keys) == 0 {
+		b = append(b, tagNil)
+	} else {
 		slices.Sort(rb.keys)
-		b := append(rb.buf[:0], '{')
+		j := append(rb.buf[:0], '{')
 		for i, k := range rb.keys {
 			if i > 0 {
-				b = append(b, ',')
+				j = append(j, ',')
 			}
-			b = appendJSONString(b, k)
-			b = append(b, ':')
+			j = appendJSONString(j, k)
+			j = append(j, ':')
 			var err error
-			if b, err = appendJSONValue(b, e.Fields[k]); err != nil {
-				return fmt.Errorf("Fields: %w", err)
+			if j, err = appendJSONValue(j, e.Fields[k]); err != nil {
+				return b, fmt.Errorf("Fields: %w", err)
 			}
 		}
-		b = append(b, '}')
-		rb.buf = b
-		row[18] = string(b)
+		j = append(j, '}')
+		rb.buf = j
+		b = append(b, tagString)
+		b = binary.AppendUvarint(b, uint64(len(j)))
+		b = append(b, j...)
 	}
-	row[19], row[20] = raw, nullStr(e.ParseError)
-	row[22], row[23] = hashes[0], hashes[1]
-	return nil
+	b = encStr(b, raw)
+	b = encNullStr(b, e.ParseError)
+	if consumedMsg {
+		b = append(b, tagNil)
+	} else {
+		b = append(b, tagTrue) // message_from_raw
+	}
+	for h := range hashes {
+		if hashed[h] {
+			b = binary.AppendVarint(append(b, tagInt64), hashes[h])
+		} else {
+			b = append(b, tagNil)
+		}
+	}
+	return b, nil
+}
+
+// build converts e to the appender's column values (id nil), through
+// encode: tests read single columns this way.
+func (rb *rowBuilder) build(row []driver.Value, e *event.Event, received time.Time) error {
+	b, err := rb.encode(binary.AppendUvarint(nil, 1), e, received)
+	if err != nil {
+		return err
+	}
+	return eachRow(b, true, nil, func(r []driver.Value) error {
+		copy(row, r)
+		row[colID] = nil
+		return nil
+	})
+}
+
+func encTime(b []byte, t time.Time) []byte {
+	return binary.AppendVarint(append(b, tagTime), t.UnixMicro())
+}
+
+func encStr(b []byte, s string) []byte {
+	b = binary.AppendUvarint(append(b, tagString), uint64(len(s)))
+	return append(b, s...)
+}
+
+// encNullStr writes "" as NULL and replaces invalid UTF-8.
+func encNullStr(b []byte, s string) []byte {
+	if s == "" {
+		return append(b, tagNil)
+	}
+	return encStr(b, validUTF8(s))
 }
 
 // promotedIndex is the index in promoted of a field name, or -1.
@@ -352,8 +410,7 @@ func (s *Store) AppendEventsUnpaced(ctx context.Context, evs []event.Event) ([]u
 		return []uint64{}, nil
 	}
 	now := s.o.Now()
-	vals := make([]driver.Value, len(evs)*eventCols)
-	rows := make([][]driver.Value, len(evs))
+	req := &appendReq{rowAt: make([]int, len(evs)), enc: make([]byte, 0, 512*len(evs))}
 	var (
 		rb         rowBuilder
 		minT, maxT time.Time
@@ -367,11 +424,11 @@ func (s *Store) AppendEventsUnpaced(ctx context.Context, evs []event.Event) ([]u
 		if received.IsZero() {
 			received = now
 		}
-		row := vals[i*eventCols : (i+1)*eventCols : (i+1)*eventCols]
-		if err := rb.build(row, e, received); err != nil {
+		req.rowAt[i] = len(req.enc)
+		var err error
+		if req.enc, err = rb.encode(req.enc, e, received); err != nil {
 			return nil, fmt.Errorf("eventstore: append events: events[%d].%w", i, err)
 		}
-		rows[i] = row
 		if i == 0 || e.Time.Before(minT) {
 			minT = e.Time
 		}
@@ -379,7 +436,6 @@ func (s *Store) AppendEventsUnpaced(ctx context.Context, evs []event.Event) ([]u
 			maxT = e.Time
 		}
 	}
-	req := &appendReq{rows: rows}
 	s.ev.mu.Lock()
 	s.ev.pending = append(s.ev.pending, req)
 	s.ev.mu.Unlock()
@@ -418,30 +474,20 @@ func (s *Store) commitEventGroup(group []*appendReq) {
 		return
 	}
 	start := time.Now()
-	next := s.ev.nextID
-	var all [][]driver.Value
-	if len(group) == 1 {
-		all = group[0].rows
-	} else {
-		n := 0
-		for _, r := range group {
-			n += len(r.rows)
-		}
-		all = make([][]driver.Value, 0, n)
-	}
-	id := next
-	for _, r := range group {
-		r.ids = make([]uint64, len(r.rows))
-		for i, row := range r.rows {
-			row[colID] = id
+	id := s.ev.nextID
+	n := 0
+	parts := make([][]byte, len(group))
+	for k, r := range group {
+		r.ids = make([]uint64, len(r.rowAt))
+		for i, at := range r.rowAt {
+			putID(r.enc[at:], id)
 			r.ids[i] = id
 			id++
 		}
-		if len(group) > 1 {
-			all = append(all, r.rows...)
-		}
+		n += len(r.rowAt)
+		parts[k] = r.enc
 	}
-	payload, err := s.ev.jn.commit(all)
+	payload, err := s.ev.jn.commit(n, parts)
 	if err != nil {
 		// Nothing of the group is acknowledged; the ids are not reused, so
 		// a partly written record that a restart replays cannot collide.
@@ -452,9 +498,9 @@ func (s *Store) commitEventGroup(group []*appendReq) {
 		return
 	}
 	s.ev.nextID = id
-	s.committed(payload, len(all), id-1)
+	s.committed(payload, n, id-1)
 	if s.o.OnWrite != nil {
-		s.o.OnWrite(len(all), time.Since(start))
+		s.o.OnWrite(n, time.Since(start))
 	}
 }
 

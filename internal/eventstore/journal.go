@@ -56,6 +56,9 @@ const (
 	tagTrue
 	tagFalse
 	tagBytes
+	// tagID is an id as 8 bytes little-endian: a fixed size, so that
+	// rows can be encoded before their ids are assigned (putID).
+	tagID
 )
 
 // journal is the open journal; the caller of its methods holds
@@ -126,20 +129,15 @@ func (j *journal) rotate() (uint64, error) {
 	return old, nil
 }
 
-// commit appends one record holding rows and makes it durable. It
-// returns the record's payload (the loader's copy of the rows; an
-// in-memory store encodes it without writing), valid until the next
-// commit.
-func (j *journal) commit(rows [][]driver.Value) ([]byte, error) {
+// commit appends one record holding n rows, encoded in parts (rows
+// concatenated), and makes it durable. It returns the record's payload
+// (the loader's copy of the rows; an in-memory store builds it without
+// writing), valid until the next commit.
+func (j *journal) commit(n int, parts [][]byte) ([]byte, error) {
 	b := append(j.buf[:0], 0, 0, 0, 0, 0, 0, 0, 0)
-	b = binary.AppendUvarint(b, uint64(len(rows)))
-	var err error
-	for _, row := range rows {
-		for _, v := range row {
-			if b, err = appendValue(b, v); err != nil {
-				return nil, err
-			}
-		}
+	b = binary.AppendUvarint(b, uint64(n))
+	for _, p := range parts {
+		b = append(b, p...)
 	}
 	payload := b[8:]
 	if len(payload) > math.MaxUint32 {
@@ -210,37 +208,6 @@ func syncDir(dir string) error {
 		return fmt.Errorf("journal: sync %s: %w", dir, err)
 	}
 	return nil
-}
-
-func appendValue(b []byte, v driver.Value) ([]byte, error) {
-	switch x := v.(type) {
-	case nil:
-		return append(b, tagNil), nil
-	case string:
-		b = append(b, tagString)
-		b = binary.AppendUvarint(b, uint64(len(x)))
-		return append(b, x...), nil
-	case uint64:
-		return binary.AppendUvarint(append(b, tagUint64), x), nil
-	case int64:
-		return binary.AppendVarint(append(b, tagInt64), x), nil
-	case int32:
-		return binary.AppendVarint(append(b, tagInt32), int64(x)), nil
-	case time.Time:
-		// Microseconds, DuckDB's TIMESTAMP precision; Unix nanoseconds would
-		// overflow for years outside 1678–2262.
-		return binary.AppendVarint(append(b, tagTime), x.UnixMicro()), nil
-	case bool:
-		if x {
-			return append(b, tagTrue), nil
-		}
-		return append(b, tagFalse), nil
-	case []byte:
-		b = append(b, tagBytes)
-		b = binary.AppendUvarint(b, uint64(len(x)))
-		return append(b, x...), nil
-	}
-	return b, fmt.Errorf("journal: cannot encode a %T", v)
 }
 
 // errTorn marks a record cut short or damaged: the end of what was
@@ -314,6 +281,11 @@ func eachRow(p []byte, own bool, start func(n int), fn func(row []driver.Value) 
 					return errTorn
 				}
 				row[c], p = x, p[k:]
+			case tagID:
+				if len(p) < idSize-1 {
+					return errTorn
+				}
+				row[c], p = binary.LittleEndian.Uint64(p), p[idSize-1:]
 			case tagInt64, tagInt32, tagTime:
 				x, k := binary.Varint(p)
 				if k <= 0 {

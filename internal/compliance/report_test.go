@@ -113,7 +113,8 @@ func benchSet(b testing.TB) *Set {
 	var src bytes.Buffer
 	src.WriteString("policy: {id: bench, name: Bench}\nchecks:\n")
 	for i := 0; i < 100; i++ {
-		fmt.Fprintf(&src, "  - id: c%03d\n    title: Check %d\n    controls: {pci-dss-4.0: '%d.%d', cis-debian-12: '%d.1'}\n    test:\n", i, i, i%12+1, i%5+1, i%7+1)
+		req := i%12 + 1
+		fmt.Fprintf(&src, "  - id: c%03d\n    title: Check %d\n    controls: {pci-dss-4.0: '%d.%d', cis-debian-12: '%d.1'}\n    test:\n", i, i, req, i%pciSections[req]+1, i%7+1)
 		switch i % 5 {
 		case 0:
 			fmt.Fprintf(&src, "      file_matches: {path: /etc/f%d.conf, regex: '^\\s*Option%d\\s+yes$'}\n", i%10, i)

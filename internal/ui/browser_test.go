@@ -154,7 +154,7 @@ func TestBrowser(t *testing.T) {
 	do("run now", chromedp.Click(css(`#run-now`)), chromedp.WaitVisible(css(`.flash`)))
 	do("edit page", chromedp.Navigate(base+"/checks/web/edit"), chromedp.WaitVisible(css(`input[name=interval]`)), shot("05-check-edit"))
 	do("password page", chromedp.Navigate(base+"/account/password"), chromedp.WaitVisible(css(`input[name=current]`)), shot("06-password"))
-	do("sign out", chromedp.Click(css(`button.link`)), chromedp.WaitVisible(css(`input[name=name]`)))
+	do("sign out", chromedp.Click(css(`button.link`)), chromedp.WaitVisible(css(`form.login`)))
 
 	// A viewer sees no buttons, and a POST without the token is refused.
 	do("viewer", login("viewer"), chromedp.Navigate(base+"/checks/web"), chromedp.WaitVisible(css(`.chart`)),

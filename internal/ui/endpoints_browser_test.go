@@ -115,7 +115,7 @@ func TestBrowserEndpointsAndDecisions(t *testing.T) {
 	if err != nil || got.RevokedBy != "operator" {
 		t.Errorf("decision after revoke: %+v, %v", got, err)
 	}
-	do("sign out", chromedp.Click(css(`button.link`)), chromedp.WaitVisible(css(`input[name=name]`)))
+	do("sign out", chromedp.Click(css(`button.link`)), chromedp.WaitVisible(css(`form.login`)))
 
 	do("viewer", login("viewer"), chromedp.Navigate(base+"/decisions"), chromedp.WaitVisible(css(`#decision-history`)))
 	if n := eval("viewer buttons", `document.querySelectorAll('button.revoke, #new-decision').length`); n != float64(0) {

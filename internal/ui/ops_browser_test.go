@@ -71,10 +71,10 @@ func TestBrowserInvestigate(t *testing.T) {
 	do("rules", chromedp.Navigate(base+"/rules"), chromedp.WaitVisible(css(`#rules`)), shot("13-rules"))
 	do("ops", chromedp.Navigate(base+"/ops"), chromedp.WaitVisible(css(`#service-uptime`)), shot("14-ops"))
 	do("oncall", chromedp.Navigate(base+"/oncall"), chromedp.WaitVisible(css(`#oncall-now`)), shot("15-oncall"))
-	do("sign out", chromedp.Click(css(`button.link`)), chromedp.WaitVisible(css(`input[name=name]`)))
+	do("sign out", chromedp.Click(css(`button.link`)), chromedp.WaitVisible(css(`form.login`)))
 
 	do("sign in as admin", login("admin"), chromedp.Navigate(base+"/admin/users"), chromedp.WaitVisible(css(`#users`)), shot("16-admin-users"))
-	do("sign out", chromedp.Click(css(`button.link`)), chromedp.WaitVisible(css(`input[name=name]`)))
+	do("sign out", chromedp.Click(css(`button.link`)), chromedp.WaitVisible(css(`form.login`)))
 
 	do("viewer", login("viewer"))
 	do("admin page as viewer", chromedp.Navigate(base+"/admin/users"), chromedp.WaitVisible(css(`.error`)), shot("17-admin-viewer"))

@@ -115,7 +115,7 @@ func TestBrowserSOC(t *testing.T) {
 		t.Errorf("timeline entry %q", tl)
 	}
 	do("board", chromedp.Navigate(base+"/incidents"), chromedp.WaitVisible(css(`.board`)), shot("16-incident-board"))
-	do("sign out", chromedp.Navigate(base+"/soc"), chromedp.Click(css(`button.link`)), chromedp.WaitVisible(css(`input[name=name]`)))
+	do("sign out", chromedp.Navigate(base+"/soc"), chromedp.Click(css(`button.link`)), chromedp.WaitVisible(css(`form.login`)))
 
 	// A viewer sees no actions, the keys do nothing, and a POST is 403.
 	do("viewer queue", login("viewer"), chromedp.Navigate(base+"/soc"), chromedp.WaitVisible(css(`tr.alert-row`)),

@@ -99,9 +99,9 @@ type Options struct {
 	// moves them into DuckDB (default DefaultLoadRows); LoadEvery bounds
 	// how long a smaller number waits (default DefaultLoadEvery).
 	// MaxPending bounds the events acknowledged but not yet loaded
-	// (default 8 × LoadRows, so that a DuckDB checkpoint, which can hold
-	// the loader for seconds, does not stall the writers): beyond it
-	// AppendEvents waits for the loader (Pace).
+	// (default LoadRows + PendingSlack, so that a DuckDB checkpoint, which
+	// can hold the loader for seconds, does not stall the writers): beyond
+	// it AppendEvents waits for the loader (Pace).
 	LoadRows   int
 	LoadEvery  time.Duration
 	MaxPending int
@@ -160,7 +160,7 @@ func (o *Options) normalize() error {
 		o.LoadEvery = DefaultLoadEvery
 	}
 	if o.MaxPending == 0 {
-		o.MaxPending = 8 * o.LoadRows
+		o.MaxPending = o.LoadRows + PendingSlack
 	}
 	if o.LoadRows < 0 || o.LoadEvery < 0 || o.MaxPending < 0 {
 		return fmt.Errorf("LoadRows, LoadEvery, MaxPending: must not be negative")
@@ -205,6 +205,12 @@ type Store struct {
 	ev   eventWriter // log events (events_append.go)
 	span tsSpan      // the events' time range, for windowed searches
 }
+
+// PendingSlack is how many events beyond a full segment may wait for the
+// loader before writers are paced: seconds of input at the rates one
+// server sustains (a DuckDB checkpoint holds the loader 3-4 s), about
+// 80 MB as encoded journal records.
+const PendingSlack = 114688
 
 // Open opens (creating if needed) the store and brings its schema up to date.
 func Open(ctx context.Context, o Options) (*Store, error) {

@@ -157,6 +157,16 @@ func TestAgentLogShippingExactlyOnce(t *testing.T) {
 
 	got, sample, host := agentEvents(t, h)
 	if len(got) != total {
+		data, _ := os.ReadFile(logPath)
+		lines := map[string]bool{}
+		for _, l := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+			lines[l] = true
+		}
+		for raw := range got {
+			if !lines[raw] {
+				t.Errorf("stored, never written as a line: %q", raw)
+			}
+		}
 		t.Fatalf("%d distinct lines stored, %d written", len(got), total)
 	}
 	for line, n := range got {

@@ -384,24 +384,7 @@ func (s *Store) ComplianceAsOf(ctx context.Context, f ComplianceFilter, t time.T
 		SELECT *, ROW_NUMBER() OVER (PARTITION BY endpoint_id, check_id ORDER BY at DESC, id DESC) AS rn
 		FROM compliance_history` + cond + `) WHERE rn = 1 ORDER BY endpoint_id, check_id`
 	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("compliance as of: %w", err)
-	}
-	defer rows.Close()
-	var out []ComplianceResult
-	for rows.Next() {
-		var r ComplianceResult
-		var ev string
-		var exc sql.NullInt64
-		var col, at int64
-		if err := rows.Scan(&r.Endpoint, &r.Check, &r.Policy, &r.Status, &ev, &exc, &col, &at); err != nil {
-			return nil, fmt.Errorf("compliance as of: %w", err)
-		}
-		r.Evidence, r.ExceptionID = json.RawMessage(ev), exc.Int64
-		r.Since, r.CollectedAt, r.EvaluatedAt = fromMS(at), fromMS(col), fromMS(at)
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return historyRows(rows, err, "compliance as of")
 }
 
 // ComplianceHistory returns result changes of one endpoint (or all) in
@@ -415,8 +398,14 @@ func (s *Store) ComplianceHistory(ctx context.Context, f ComplianceFilter, from,
 	args = append(args, ms(from), ms(to), limit(lim))
 	rows, err := s.r.QueryContext(ctx, `SELECT endpoint_id, check_id, policy_id, status, evidence, exception_id, collected_at, at
 		FROM compliance_history`+cond+` ORDER BY at, id LIMIT ?`, args...)
+	return historyRows(rows, err, "compliance history")
+}
+
+// historyRows reads compliance_history rows selected as endpoint_id,
+// check_id, policy_id, status, evidence, exception_id, collected_at, at.
+func historyRows(rows *sql.Rows, err error, what string) ([]ComplianceResult, error) {
 	if err != nil {
-		return nil, fmt.Errorf("compliance history: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []ComplianceResult
@@ -426,7 +415,7 @@ func (s *Store) ComplianceHistory(ctx context.Context, f ComplianceFilter, from,
 		var exc sql.NullInt64
 		var col, at int64
 		if err := rows.Scan(&r.Endpoint, &r.Check, &r.Policy, &r.Status, &ev, &exc, &col, &at); err != nil {
-			return nil, fmt.Errorf("compliance history: %w", err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		r.Evidence, r.ExceptionID = json.RawMessage(ev), exc.Int64
 		r.Since, r.CollectedAt, r.EvaluatedAt = fromMS(at), fromMS(col), fromMS(at)

@@ -96,10 +96,11 @@ func eventColumns(field string) (string, bool) {
 		return "host", false
 	case "input":
 		return "input", false
-	case "raw", "event.original":
-		return "raw", false
 	case "parse_error":
 		return "parse_error", false
+	}
+	if expr, ok := packedColumn(field); ok {
+		return expr, false
 	}
 	if name, ok := strings.CutSuffix(field, query.IPSuffix); ok {
 		if p, ok := promotedByField(name); ok && p.ipKey != "" {
@@ -141,7 +142,7 @@ func (s *Store) EventCount(ctx context.Context) (int64, error) {
 // selectEvents is the column list scanEvent reads.
 const selectEvents = `SELECT id, ts, received, host, input, message, source_ip, source_port, destination_ip,
 	user_name, process_name, event_action, event_outcome, event_category, http_status, url_path,
-	fields, raw, parse_error, message_from_raw FROM events`
+	fields, raw, parse_error, message_from_raw, packed FROM events`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -154,6 +155,7 @@ func scanEvent(r rowScanner) (event.Event, error) {
 		host, input, msg, fields sql.NullString
 		raw, perr                sql.NullString
 		fromRaw                  sql.NullBool
+		packed                   sql.NullInt32
 		cols                     [len(promoted)]any
 		strs                     [len(promoted)]sql.NullString
 		ints                     [len(promoted)]sql.NullInt32
@@ -167,7 +169,7 @@ func scanEvent(r rowScanner) (event.Event, error) {
 		}
 	}
 	dest = append(dest, cols[:]...)
-	dest = append(dest, &fields, &raw, &perr, &fromRaw)
+	dest = append(dest, &fields, &raw, &perr, &fromRaw, &packed)
 	if err := r.Scan(dest...); err != nil {
 		return e, err
 	}
@@ -194,6 +196,7 @@ func scanEvent(r rowScanner) (event.Event, error) {
 			set(p.field, strs[i].String)
 		}
 	}
+	restorePacked(&e, packed.Int32, raw.String, msg.String)
 	return e, nil
 }
 

@@ -22,7 +22,7 @@ import (
 )
 
 // eventCols is the number of columns of the events table (schema.go).
-const eventCols = 24
+const eventCols = 25
 
 // Column positions in an appended row that AppendEvents fills late.
 const colID = 0
@@ -112,12 +112,12 @@ func (rb *rowBuilder) encode(b []byte, e *event.Event, received time.Time) ([]by
 	b = encNullStr(b, e.Host)
 	b = encNullStr(b, e.Input)
 	raw := validUTF8(e.Raw)
+	msg := raw
 	if m, ok := e.Fields["message"].(string); ok {
-		b = encStr(b, validUTF8(m))
+		msg = validUTF8(m)
 		consumedMsg = true
-	} else {
-		b = encStr(b, raw)
 	}
+	b = encStr(b, msg)
 	for i, p := range promoted {
 		v, ok := e.Fields[p.field]
 		if !ok || v == nil {
@@ -172,7 +172,8 @@ func (rb *rowBuilder) encode(b []byte, e *event.Event, received time.Time) ([]by
 			hashes[h], hashed[h] = ipHash(s), true
 		}
 	}
-	// fields: the rest as JSON.
+	// fields: the rest as JSON, less what packed derives.
+	packed := derivedBits(e, consumed[urlPathIndex])
 	rb.keys = rb.keys[:0]
 	for k, v := range e.Fields {
 		if f, ok := v.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
@@ -182,6 +183,9 @@ func (rb *rowBuilder) encode(b []byte, e *event.Event, received time.Time) ([]by
 			continue
 		}
 		if i := promotedIndex(k); i >= 0 && consumed[i] {
+			continue
+		}
+		if derivedField(k, packed) {
 			continue
 		}
 		rb.keys = append(rb.keys, k)
@@ -208,7 +212,13 @@ func (rb *rowBuilder) encode(b []byte, e *event.Event, received time.Time) ([]by
 		b = binary.AppendUvarint(b, uint64(len(j)))
 		b = append(b, j...)
 	}
-	b = encStr(b, raw)
+	rawCol, rawBit := splitRaw(raw, msg, !consumedMsg)
+	packed |= rawBit
+	if rawBit == packRawIsMessage {
+		b = append(b, tagNil)
+	} else {
+		b = encStr(b, rawCol)
+	}
 	b = encNullStr(b, e.ParseError)
 	if consumedMsg {
 		b = append(b, tagNil)
@@ -222,6 +232,7 @@ func (rb *rowBuilder) encode(b []byte, e *event.Event, received time.Time) ([]by
 			b = append(b, tagNil)
 		}
 	}
+	b = binary.AppendVarint(append(b, tagInt32), int64(packed))
 	return b, nil
 }
 
@@ -255,6 +266,9 @@ func encNullStr(b []byte, s string) []byte {
 	}
 	return encStr(b, validUTF8(s))
 }
+
+// urlPathIndex is url.path's index in promoted.
+var urlPathIndex = promotedIndex(fURLPath)
 
 // promotedIndex is the index in promoted of a field name, or -1.
 func promotedIndex(name string) int {

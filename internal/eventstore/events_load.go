@@ -342,18 +342,27 @@ func (s *Store) openJournal(ctx context.Context) error {
 	s.ev.jn.dir = dir
 	var next uint64 = 1
 	if dir != "" {
+		// Segments of an older build (legacyJournalExt) came first: a
+		// build writes only its own kind, and replays and deletes all of
+		// them when it opens.
+		legacy, err := segmentsExt(dir, legacyJournalExt)
+		if err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
 		seqs, err := segments(dir)
 		if err != nil {
 			return fmt.Errorf("journal: %w", err)
 		}
+		var paths []string
 		var replay [][]driver.Value
-		for _, seq := range seqs {
-			rows, torn, err := readSegment(segmentPath(dir, seq))
+		for _, sg := range slices.Concat(segFiles(dir, legacy, legacyJournalExt, legacyEventCols), segFiles(dir, seqs, journalExt, eventCols)) {
+			paths = append(paths, sg.path)
+			rows, torn, err := readSegment(sg.path, sg.cols)
 			if err != nil {
 				return err
 			}
 			if torn {
-				s.log.Warn("journal segment ends in a torn record (a write cut short by a crash; it was never acknowledged)", "segment", segmentPath(dir, seq))
+				s.log.Warn("journal segment ends in a torn record (a write cut short by a crash; it was never acknowledged)", "segment", sg.path)
 			}
 			for _, r := range rows {
 				if id, ok := r[colID].(uint64); ok && id > maxID {
@@ -361,7 +370,7 @@ func (s *Store) openJournal(ctx context.Context) error {
 					maxID = id
 				}
 			}
-			next = seq + 1
+			next = max(next, sg.seq+1)
 		}
 		if len(replay) > 0 {
 			if err := appendRows(ctx, conn, replay); err != nil {
@@ -371,8 +380,8 @@ func (s *Store) openJournal(ctx context.Context) error {
 			s.ev.nextID = maxID + 1
 			s.ev.ld.loadedID, s.ev.ld.lastID = maxID, maxID
 		}
-		for _, seq := range seqs {
-			if err := removeSegment(dir, seq); err != nil {
+		for _, p := range paths {
+			if err := removeFile(p); err != nil {
 				return err
 			}
 		}
@@ -382,6 +391,21 @@ func (s *Store) openJournal(ctx context.Context) error {
 	}
 	go s.runLoader()
 	return nil
+}
+
+// segFile is a journal segment file found at Open.
+type segFile struct {
+	seq  uint64
+	path string
+	cols int
+}
+
+func segFiles(dir string, seqs []uint64, ext string, cols int) []segFile {
+	out := make([]segFile, len(seqs))
+	for i, seq := range seqs {
+		out[i] = segFile{seq: seq, path: segmentPathExt(dir, seq, ext), cols: cols}
+	}
+	return out
 }
 
 // closeJournal loads what is pending and stops the loader.

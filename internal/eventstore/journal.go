@@ -41,7 +41,15 @@ import (
 // its length or checksum and ends the replay of its segment, which is
 // always the last one.
 
-const journalExt = ".evj"
+// journalExt names segments whose rows have eventCols values.
+// legacyJournalExt names those of builds before the packed column
+// (migration 5), whose rows have legacyEventCols values; Open still
+// replays them, with packed 0 (everything spelt out).
+const (
+	journalExt       = ".ev2"
+	legacyJournalExt = ".evj"
+	legacyEventCols  = eventCols - 1
+)
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
@@ -72,18 +80,26 @@ type journal struct {
 }
 
 func segmentPath(dir string, seq uint64) string {
-	return filepath.Join(dir, fmt.Sprintf("%016d%s", seq, journalExt))
+	return segmentPathExt(dir, seq, journalExt)
+}
+
+func segmentPathExt(dir string, seq uint64, ext string) string {
+	return filepath.Join(dir, fmt.Sprintf("%016d%s", seq, ext))
 }
 
 // segments lists the segment numbers in dir, oldest first.
-func segments(dir string) ([]uint64, error) {
+func segments(dir string) ([]uint64, error) { return segmentsExt(dir, journalExt) }
+
+// segmentsExt lists the numbers of the segments in dir with extension
+// ext, oldest first.
+func segmentsExt(dir, ext string) ([]uint64, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
 	var seqs []uint64
 	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), journalExt)
+		name, ok := strings.CutSuffix(e.Name(), ext)
 		if !ok || e.IsDir() {
 			continue
 		}
@@ -192,7 +208,11 @@ func removeSegment(dir string, seq uint64) error {
 	if dir == "" {
 		return nil
 	}
-	if err := os.Remove(segmentPath(dir, seq)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	return removeFile(segmentPath(dir, seq))
+}
+
+func removeFile(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return nil
@@ -214,11 +234,13 @@ func syncDir(dir string) error {
 // durably written.
 var errTorn = errors.New("torn record")
 
-// decodeRecord decodes one record's payload into rows.
-func decodeRecord(p []byte) ([][]driver.Value, error) {
+// decodeRecord decodes one record's payload, rows of cols values
+// (eventCols, or legacyEventCols for a legacy segment), into rows of
+// eventCols values.
+func decodeRecord(p []byte, cols int) ([][]driver.Value, error) {
 	var rows [][]driver.Value
 	var vals []driver.Value
-	err := eachRow(p, true, func(n int) {
+	err := eachRowCols(p, cols, true, func(n int) {
 		rows = make([][]driver.Value, 0, n)
 		vals = make([]driver.Value, n*eventCols)
 	}, func(row []driver.Value) error {
@@ -239,6 +261,12 @@ func decodeRecord(p []byte) ([][]driver.Value, error) {
 // own, strings and byte slices alias p: fn must be done with them before
 // p changes (the loader hands them to DuckDB's appender, which copies).
 func eachRow(p []byte, own bool, start func(n int), fn func(row []driver.Value) error) error {
+	return eachRowCols(p, eventCols, own, start, fn)
+}
+
+// eachRowCols is eachRow for rows encoded with cols values; a legacy row
+// (legacyEventCols) gets packed 0.
+func eachRowCols(p []byte, cols int, own bool, start func(n int), fn func(row []driver.Value) error) error {
 	n, k := binary.Uvarint(p)
 	if k <= 0 || n > uint64(len(p)) {
 		return errTorn
@@ -248,8 +276,11 @@ func eachRow(p []byte, own bool, start func(n int), fn func(row []driver.Value) 
 		start(int(n))
 	}
 	row := make([]driver.Value, eventCols)
+	for c := cols; c < eventCols; c++ {
+		row[c] = int32(0)
+	}
 	for range n {
-		for c := range row {
+		for c := range row[:cols] {
 			if len(p) == 0 {
 				return errTorn
 			}
@@ -317,7 +348,7 @@ func eachRow(p []byte, own bool, start func(n int), fn func(row []driver.Value) 
 
 // readSegment returns the rows of every intact record of a segment, in
 // order, and whether the segment ended in a torn record.
-func readSegment(path string) (rows [][]driver.Value, torn bool, err error) {
+func readSegment(path string, cols int) (rows [][]driver.Value, torn bool, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, false, fmt.Errorf("journal: %w", err)
@@ -351,7 +382,7 @@ func readSegment(path string) (rows [][]driver.Value, torn bool, err error) {
 		if crc32.Checksum(payload, crcTable) != sum {
 			return rows, true, nil
 		}
-		rec, err := decodeRecord(payload)
+		rec, err := decodeRecord(payload, cols)
 		if err != nil {
 			return rows, true, nil
 		}

@@ -204,7 +204,7 @@ func TestJournalEncodingRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := decodeRecord(b)
+	got, err := decodeRecord(b, eventCols)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestJournalEncodingRoundTrip(t *testing.T) {
 		t.Fatalf("round trip:\n got %#v\nwant %#v", got[0], row)
 	}
 	for cut := range len(b) - 1 {
-		if _, err := decodeRecord(b[:cut+1]); err == nil {
+		if _, err := decodeRecord(b[:cut+1], eventCols); err == nil {
 			t.Fatalf("a record cut at %d bytes decoded without error", cut+1)
 		}
 	}
@@ -315,7 +315,7 @@ func TestEncodeRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	putID(b[1:], 1<<40+3)
-	rows, err := decodeRecord(b)
+	rows, err := decodeRecord(b, eventCols)
 	if err != nil || len(rows) != 1 {
 		t.Fatalf("decode: %v, %v", rows, err)
 	}
@@ -325,7 +325,8 @@ func TestEncodeRow(t *testing.T) {
 		"raw line \uFFFD", // no message field: the raw text, message_from_raw set
 		"203.0.113.9", key[:], int32(22), nil, nil, nil, nil, nil, nil, nil, int32(404), nil,
 		`{"n":1,"source.port":"22"}`, // the port came as text: kept in the JSON too
-		"raw line \uFFFD", "bad", true, ipHash("203.0.113.9"), nil}
+		nil,                          // raw: in the message column (packed says so)
+		"bad", true, ipHash("203.0.113.9"), nil, int32(packRawIsMessage)}
 	if !reflect.DeepEqual(r, want) {
 		t.Fatalf("decoded row\n got %#v\nwant %#v", r, want)
 	}

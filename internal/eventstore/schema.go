@@ -54,6 +54,9 @@ func migrations() []string {
 		eventsSearchSchema,
 		// 4: endpoint metric samples from agents (metrics.go).
 		metricsSchema,
+		// 5: the packed column: what an event row stores derived
+		// (events_packed.go).
+		eventsPackedSchema,
 	}
 }
 

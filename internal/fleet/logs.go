@@ -20,8 +20,6 @@ import (
 // InputAgent is the Input of events shipped by agents.
 const InputAgent = "agent"
 
-var severityNames = [8]string{"emergency", "alert", "critical", "error", "warning", "notice", "informational", "debug"}
-
 // applyLogs turns shipped log lines into events of the SOC pipeline: host
 // is the endpoint's hostname, input "agent", and the line is normalized
 // (sshd, sudo, web access logs …) so that Sigma rules see the same fields
@@ -106,7 +104,7 @@ func LogEvent(p syslog.Machine, e store.Endpoint, r agentproto.LogRecord, now ti
 		}
 		if r.Priority != nil {
 			ev.Fields["log.syslog.severity.code"] = float64(*r.Priority)
-			ev.Fields["log.syslog.severity.name"] = severityNames[*r.Priority]
+			ev.Fields["log.syslog.severity.name"] = event.SyslogSeverityNames[*r.Priority]
 		}
 		normalize.Normalize(&ev)
 	default:
@@ -143,9 +141,9 @@ func fillSyslog(p syslog.Machine, ev *event.Event, line string) bool {
 			f["process.pid"] = float64(pid)
 		}
 	}
-	if m.Severity != nil && int(*m.Severity) < len(severityNames) {
+	if m.Severity != nil && int(*m.Severity) < len(event.SyslogSeverityNames) {
 		f["log.syslog.severity.code"] = float64(*m.Severity)
-		f["log.syslog.severity.name"] = severityNames[*m.Severity]
+		f["log.syslog.severity.name"] = event.SyslogSeverityNames[*m.Severity]
 	}
 	// A stamp with a year (RFC 3339) is the line's own time; a classic
 	// stamp has neither year nor zone, and the agent read the line moments

@@ -14,14 +14,6 @@ import (
 	"github.com/nocsoc/nocsoc/internal/event"
 )
 
-var severityNames = [8]string{"emergency", "alert", "critical", "error", "warning", "notice", "informational", "debug"}
-
-var facilityNames = [24]string{
-	"kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
-	"authpriv", "ftp", "ntp", "security", "console", "solaris-cron",
-	"local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
-}
-
 // msgParser parses single syslog messages. The go-syslog machines keep
 // per-parse state, so each reading goroutine owns its own msgParser.
 type msgParser struct {
@@ -179,13 +171,13 @@ func (p *msgParser) fill(e *event.Event, msg syslog.Message, now time.Time) {
 	if base.Priority != nil {
 		f["log.syslog.priority"] = float64(*base.Priority)
 	}
-	if base.Severity != nil && int(*base.Severity) < len(severityNames) {
+	if base.Severity != nil && int(*base.Severity) < len(event.SyslogSeverityNames) {
 		f["log.syslog.severity.code"] = float64(*base.Severity)
-		f["log.syslog.severity.name"] = severityNames[*base.Severity]
+		f["log.syslog.severity.name"] = event.SyslogSeverityNames[*base.Severity]
 	}
-	if base.Facility != nil && int(*base.Facility) < len(facilityNames) {
+	if base.Facility != nil && int(*base.Facility) < len(event.SyslogFacilityNames) {
 		f["log.syslog.facility.code"] = float64(*base.Facility)
-		f["log.syslog.facility.name"] = facilityNames[*base.Facility]
+		f["log.syslog.facility.name"] = event.SyslogFacilityNames[*base.Facility]
 	}
 	if base.Timestamp != nil {
 		e.Time = p.fixTime(*base.Timestamp, now)

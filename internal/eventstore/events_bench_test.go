@@ -15,7 +15,7 @@ import (
 
 // benchEventsLayout names the schema and generator of the cached 10M-event
 // data set; bump it whenever either changes.
-const benchEventsLayout = "events-v2"
+const benchEventsLayout = "events-v3"
 
 const benchEvents = 10_000_000
 
@@ -55,7 +55,8 @@ func benchEventsStore(b *testing.B) *Store {
 				'{"process.pid":' || (h %% 30000) || '}',
 				'<38>Jan  1 00:00:00 host-' || (h %% 200) || ' app: line ' || i,
 				NULL, NULL,
-				(md5_number_upper(ip) >> 1)::BIGINT, (md5_number_upper('192.0.2.1') >> 1)::BIGINT
+				(md5_number_upper(ip) >> 1)::BIGINT, (md5_number_upper('192.0.2.1') >> 1)::BIGINT,
+				0
 			FROM (SELECT i, hash(i) AS h,
 				CASE WHEN i %% 100000 = 7 THEN '203.0.113.7'
 					ELSE '10.' || (hash(i) >> 8) %% 256 || '.' || (hash(i) >> 16) %% 256 || '.' || (hash(i) >> 24) %% 256 END AS ip,

@@ -252,15 +252,9 @@ func (s *Service) fire(bc *batchCtx, a alert.Alert, at time.Time) (Outcome, erro
 	}
 	// A repeat of a firing alert only bumps its counter: never a new page.
 	if la, ok := s.firing[a.Fingerprint]; ok {
-		if len(a.Annotations) > 0 {
-			// New annotations replace the old ones: the full upsert.
-			a.Team, a.Origin = la.Team, la.Origin
-			if _, _, err := bc.tx.UpsertAlert(a); err != nil {
-				return Outcome{}, err
-			}
-			return Outcome{AlertID: la.ID, Fingerprint: a.Fingerprint, IncidentID: la.IncidentID, Deduplicated: true, SuppressedBy: la.Suppressed}, nil
-		}
-		err := bc.tx.BumpAlert(la.ID, a.LastSeenAt)
+		// New annotations (a detection's latest matching events) replace
+		// the old ones.
+		err := bc.tx.BumpAlert(la.ID, a.LastSeenAt, a.Annotations)
 		if err == nil {
 			return Outcome{AlertID: la.ID, Fingerprint: a.Fingerprint, IncidentID: la.IncidentID, Deduplicated: true, SuppressedBy: la.Suppressed}, nil
 		}

@@ -431,3 +431,43 @@ func TestSubmitAfterStop(t *testing.T) {
 		}
 	}
 }
+
+// TestRepeatReplacesAnnotations: a repeat of a firing alert that carries
+// annotations (a detection's latest matching events) replaces them and
+// counts one more occurrence; once the alert was resolved behind the
+// service's back, the next one fires afresh.
+func TestRepeatReplacesAnnotations(t *testing.T) {
+	f := newFixture(t, defaultRoute, nil)
+	labels := map[string]string{"alertname": "SSHBruteForce", "source.ip": "203.0.113.7"}
+	fire := func(events string) Outcome {
+		t.Helper()
+		out, err := f.svc.Submit(f.ctx, Op{Kind: OpFire, Alert: alert.Alert{Title: "SSH brute force", Labels: labels,
+			Severity: "high", Source: "test", Annotations: map[string]string{"event_ids": events}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out[0]
+	}
+	a := fire("1,2")
+	again := fire("3,4")
+	if !again.Deduplicated || again.AlertID != a.AlertID {
+		t.Fatalf("repeat: %+v, want deduplicated onto alert %d", again, a.AlertID)
+	}
+	got, err := f.st.GetAlert(f.ctx, a.AlertID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Occurrences != 2 || got.Annotations["event_ids"] != "3,4" {
+		t.Fatalf("after the repeat: occurrences %d, annotations %v; want 2 and the repeat's", got.Occurrences, got.Annotations)
+	}
+	if _, err := f.st.ResolveAlert(f.ctx, got.Fingerprint, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	fresh := fire("5")
+	if fresh.Deduplicated || fresh.AlertID == a.AlertID || fresh.IncidentID == 0 {
+		t.Fatalf("after a resolve behind its back: %+v, want a new alert on an incident", fresh)
+	}
+	if got, _ := f.st.GetAlert(f.ctx, fresh.AlertID); got.Status != alert.StatusFiring || got.Annotations["event_ids"] != "5" {
+		t.Fatalf("fresh alert = %+v", got)
+	}
+}

@@ -427,10 +427,20 @@ func limitOf(n int) int {
 
 // BumpAlert records one more occurrence of a firing alert, by id: the
 // fast path for repeats, which the incident service already knows are
-// firing. It moves last_seen_at forward (never back) and reads nothing
-// back. ErrNotFound when the alert is not firing.
-func (t *Tx) BumpAlert(id int64, seen time.Time) error {
-	res, err := t.exec(`UPDATE alerts SET occurrences = occurrences + 1, last_seen_at = MAX(last_seen_at, ?)
-		WHERE id = ? AND status = 'firing'`, ms(seen), id)
+// firing. It moves last_seen_at forward (never back), replaces the
+// annotations when annotations is not empty (as UpsertAlert does), and
+// reads nothing back. ErrNotFound when the alert is not firing.
+func (t *Tx) BumpAlert(id int64, seen time.Time, annotations map[string]string) error {
+	if len(annotations) == 0 {
+		res, err := t.exec(`UPDATE alerts SET occurrences = occurrences + 1, last_seen_at = MAX(last_seen_at, ?)
+			WHERE id = ? AND status = 'firing'`, ms(seen), id)
+		return oneRow(res, err, fmt.Sprintf("bump alert %d", id))
+	}
+	js, err := jsonText(annotations)
+	if err != nil {
+		return fmt.Errorf("bump alert %d: encode annotations: %w", id, err)
+	}
+	res, err := t.exec(`UPDATE alerts SET occurrences = occurrences + 1, last_seen_at = MAX(last_seen_at, ?), annotations = ?
+		WHERE id = ? AND status = 'firing'`, ms(seen), js, id)
 	return oneRow(res, err, fmt.Sprintf("bump alert %d", id))
 }

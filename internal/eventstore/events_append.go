@@ -75,11 +75,14 @@ type eventWriter struct {
 }
 
 // rowBuilder encodes events as journal rows (journal.go). It keeps its
-// scratch buffers between events of one call.
+// scratch buffers between events and, pooled, between calls.
 type rowBuilder struct {
 	keys []string
 	buf  []byte
+	enc  []byte // AppendEventsUnpaced's rows
 }
+
+var rowBuilders = sync.Pool{New: func() any { return new(rowBuilder) }}
 
 // idSize is the size of a row's id slot: a tagID byte and the id as 8
 // bytes little-endian, patched in at commit when ids are assigned.
@@ -424,11 +427,13 @@ func (s *Store) AppendEventsUnpaced(ctx context.Context, evs []event.Event) ([]u
 		return []uint64{}, nil
 	}
 	now := s.o.Now()
-	req := &appendReq{rowAt: make([]int, len(evs)), enc: make([]byte, 0, 512*len(evs))}
-	var (
-		rb         rowBuilder
-		minT, maxT time.Time
-	)
+	rb := rowBuilders.Get().(*rowBuilder)
+	defer rowBuilders.Put(rb)
+	req := &appendReq{rowAt: make([]int, len(evs)), enc: rb.enc[:0]}
+	// The rows are copied into the journal record at commit: the buffer
+	// is the next call's.
+	defer func() { rb.enc = req.enc[:0] }()
+	var minT, maxT time.Time
 	for i := range evs {
 		e := &evs[i]
 		if e.Time.IsZero() {

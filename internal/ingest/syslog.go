@@ -74,7 +74,10 @@ func (p *msgParser) parse(raw []byte, fi frameInfo, now time.Time, input, name, 
 	e := event.Event{
 		Received: now,
 		Input:    input,
-		Fields:   make(map[string]any, 12),
+		// Room for what the syslog header and a normalizer set (an access
+		// log line has 24 fields): growing the map as they come was a
+		// fifth of the pipeline's allocations.
+		Fields: make(map[string]any, 28),
 	}
 	clean, notes := sanitize(raw)
 	if notes == nil {

@@ -73,11 +73,10 @@ func (s *Store) pendingRows() int {
 // journal) that the loader has not yet moved into DuckDB.
 func (s *Store) UnloadedEvents() int { return s.pendingRows() }
 
-// committed hands a journal commit's record (payload, n rows up to lastID)
+// committed hands a journal commit's record (its payload, n rows up to lastID)
 // to the loader; the caller holds commitMu. Once the open segment holds
 // LoadRows rows it is closed and queued for loading whole.
-func (s *Store) committed(payload []byte, n int, lastID uint64) {
-	rec := slices.Clone(payload)
+func (s *Store) committed(rec []byte, n int, lastID uint64) {
 	s.ev.lmu.Lock()
 	ld := &s.ev.ld
 	if ld.cur.rows == 0 {

@@ -76,7 +76,6 @@ type journal struct {
 	f    *os.File
 	seq  uint64
 	size int64 // bytes of intact records in f
-	buf  []byte
 }
 
 func segmentPath(dir string, seq uint64) string {
@@ -146,11 +145,15 @@ func (j *journal) rotate() (uint64, error) {
 }
 
 // commit appends one record holding n rows, encoded in parts (rows
-// concatenated), and makes it durable. It returns the record's payload
-// (the loader's copy of the rows; an in-memory store builds it without
-// writing), valid until the next commit.
+// concatenated), and makes it durable. It returns the record's payload,
+// which the caller keeps (the loader's copy of the rows; an in-memory
+// store builds it without writing): every record has its own buffer.
 func (j *journal) commit(n int, parts [][]byte) ([]byte, error) {
-	b := append(j.buf[:0], 0, 0, 0, 0, 0, 0, 0, 0)
+	size := 8 + binary.MaxVarintLen64
+	for _, p := range parts {
+		size += len(p)
+	}
+	b := make([]byte, 8, size)
 	b = binary.AppendUvarint(b, uint64(n))
 	for _, p := range parts {
 		b = append(b, p...)
@@ -161,7 +164,6 @@ func (j *journal) commit(n int, parts [][]byte) ([]byte, error) {
 	}
 	binary.LittleEndian.PutUint32(b[0:], uint32(len(payload)))
 	binary.LittleEndian.PutUint32(b[4:], crc32.Checksum(payload, crcTable))
-	j.buf = b
 	if j.dir == "" {
 		return payload, nil
 	}
@@ -176,9 +178,6 @@ func (j *journal) commit(n int, parts [][]byte) ([]byte, error) {
 		return nil, err
 	}
 	j.size += int64(len(b))
-	if cap(j.buf) > 64<<20 {
-		j.buf = nil // do not keep an outsized buffer
-	}
 	return payload, nil
 }
 

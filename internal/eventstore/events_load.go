@@ -24,10 +24,11 @@ const (
 	// compressed once and written straight to the database file, while
 	// smaller appends go through DuckDB's WAL and are compressed again at
 	// checkpoints until their row group fills (7.6 against 10.8 µs of CPU
-	// an event in a microbenchmark, about 15% more events/s end to end).
-	// But building a whole row group takes 300-400 MB more memory at
-	// full load, which would put the server over 1 GB; so the default
-	// stays small and eventstore.load_rows chooses.
+	// an event in a microbenchmark). But building a whole row group takes
+	// 100-400 MB more memory at full load, and since rows stopped
+	// repeating derived values (events_packed.go) it measured no faster
+	// end to end; so the default stays small and eventstore.load_rows
+	// chooses.
 	DefaultLoadRows = 16384
 	FullRowGroup    = 122880
 	// DefaultLoadEvery bounds how long an acknowledged event waits in the

@@ -149,12 +149,13 @@ func (a *App) open(ctx context.Context) error {
 	st.OnWrite(func(op string, d time.Duration) { writeLatency.WithLabelValues("sqlite").Observe(d.Seconds()) })
 
 	ev, err := eventstore.Open(ctx, eventstore.Options{
-		Path:        filepath.Join(cfg.Server.DataDir, "events.duckdb"),
-		MemoryLimit: cfg.Server.EventStore.MemoryLimit,
-		LoadRows:    cfg.Server.EventStore.LoadRows,
-		Threads:     cfg.Server.EventStore.Threads,
-		Logger:      a.log,
-		OnWrite:     func(rows int, d time.Duration) { writeLatency.WithLabelValues("duckdb").Observe(d.Seconds()) },
+		Path:                filepath.Join(cfg.Server.DataDir, "events.duckdb"),
+		MemoryLimit:         cfg.Server.EventStore.MemoryLimit,
+		CheckpointThreshold: strings.TrimSpace(cfg.Server.EventStore.CheckpointThreshold),
+		LoadRows:            cfg.Server.EventStore.LoadRows,
+		Threads:             cfg.Server.EventStore.Threads,
+		Logger:              a.log,
+		OnWrite:             func(rows int, d time.Duration) { writeLatency.WithLabelValues("duckdb").Observe(d.Seconds()) },
 	})
 	if err != nil {
 		return err

@@ -96,7 +96,10 @@ type Server struct {
 type EventStore struct {
 	// MemoryLimit is a DuckDB size such as "512MB" or "2GiB".
 	MemoryLimit string `yaml:"memory_limit"`
-	Threads     int    `yaml:"threads"`
+	// CheckpointThreshold is the DuckDB WAL size that starts a
+	// checkpoint ("": the event store's default).
+	CheckpointThreshold string `yaml:"checkpoint_threshold"`
+	Threads             int    `yaml:"threads"`
 	// LoadRows is how many journaled events the loader moves into DuckDB
 	// in one append (0: the event store's default).
 	LoadRows int `yaml:"load_rows"`
@@ -189,6 +192,9 @@ func (s *Server) validate() error {
 	}
 	if !memoryLimitRE.MatchString(strings.TrimSpace(s.EventStore.MemoryLimit)) {
 		return &check.FieldError{Field: "eventstore.memory_limit", Reason: fmt.Sprintf("%q must be a size like 512MB or 2GiB", s.EventStore.MemoryLimit)}
+	}
+	if c := strings.TrimSpace(s.EventStore.CheckpointThreshold); c != "" && !memoryLimitRE.MatchString(c) {
+		return &check.FieldError{Field: "eventstore.checkpoint_threshold", Reason: fmt.Sprintf("%q must be a size like 256MB or 1GiB", s.EventStore.CheckpointThreshold)}
 	}
 	if s.EventStore.Threads < 0 {
 		return &check.FieldError{Field: "eventstore.threads", Reason: "must not be negative"}

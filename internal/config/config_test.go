@@ -46,6 +46,7 @@ func TestLoadErrors(t *testing.T) {
 		{"retention too short", lines("server:", "  retention: 10m"), "nocsoc.yaml:2: server.retention: must be at least 1h"},
 		{"public url relative", lines("server:", "  public_url: noc.example.com"), `nocsoc.yaml:2: server.public_url: "noc.example.com" must be an absolute http:// or https:// URL`},
 		{"eventstore memory limit", lines("server:", "  eventstore:", "    memory_limit: lots"), `nocsoc.yaml:3: server.eventstore.memory_limit: "lots" must be a size like 512MB or 2GiB`},
+		{"eventstore checkpoint threshold", lines("server:", "  eventstore:", "    checkpoint_threshold: 10%"), `nocsoc.yaml:3: server.eventstore.checkpoint_threshold: "10%" must be a size like 256MB or 1GiB`},
 		{"eventstore threads negative", lines("server:", "  eventstore:", "    threads: -1"), "nocsoc.yaml:3: server.eventstore.threads: must not be negative"},
 		{"eventstore load_rows negative", lines("server:", "  eventstore:", "    load_rows: -5"), "nocsoc.yaml:3: server.eventstore.load_rows: must be between 0 (default) and 1048576"},
 		{"eventstore unknown key", lines("server:", "  eventstore:", "    memory: 1GB"), `nocsoc.yaml:3: server.eventstore: field "memory" not found in server.eventstore`},

@@ -63,10 +63,18 @@ import (
 // Defaults for Options.
 const (
 	DefaultMemoryLimit = "512MB"
-	DefaultThreads     = 2
-	DefaultBatchSize   = 5000
-	DefaultFlushEvery  = time.Second
-	DefaultQueueSize   = 100000
+	// DefaultCheckpointThreshold: DuckDB checkpoints when its WAL passes
+	// this size, and each checkpoint re-compresses the event table's
+	// unfinished last row group, so small thresholds compress every row
+	// several times. Against DuckDB's 16MB, 64MB measured about a fifth
+	// less CPU per appended event and 256MB another 25 % more events/s
+	// (docs/BENCHMARKS.md), for at most that much WAL to replay after a
+	// crash (seconds).
+	DefaultCheckpointThreshold = "256MB"
+	DefaultThreads             = 2
+	DefaultBatchSize           = 5000
+	DefaultFlushEvery          = time.Second
+	DefaultQueueSize           = 100000
 )
 
 // ErrClosed is returned by operations on a closed Store.
@@ -79,6 +87,9 @@ type Options struct {
 	Path string
 	// MemoryLimit is DuckDB's memory_limit, e.g. "512MB" (default).
 	MemoryLimit string
+	// CheckpointThreshold is DuckDB's checkpoint_threshold, the WAL size
+	// at which it checkpoints (default DefaultCheckpointThreshold).
+	CheckpointThreshold string
 	// Threads is DuckDB's threads setting (default 2).
 	Threads int
 	// BatchSize is the number of rows written per append batch (default 5000).
@@ -128,6 +139,12 @@ func (o *Options) normalize() error {
 	}
 	if !memoryLimitRE.MatchString(o.MemoryLimit) {
 		return fmt.Errorf("MemoryLimit: %q is not a size like \"512MB\" or \"2GiB\"", o.MemoryLimit)
+	}
+	if o.CheckpointThreshold == "" {
+		o.CheckpointThreshold = DefaultCheckpointThreshold
+	}
+	if !memoryLimitRE.MatchString(o.CheckpointThreshold) {
+		return fmt.Errorf("CheckpointThreshold: %q is not a size like \"256MB\"", o.CheckpointThreshold)
 	}
 	if o.Threads == 0 {
 		o.Threads = DefaultThreads
@@ -220,12 +237,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	q := url.Values{}
 	q.Set("memory_limit", o.MemoryLimit)
 	q.Set("threads", fmt.Sprint(o.Threads))
-	// DuckDB checkpoints when the WAL passes this size; each checkpoint
-	// re-compresses the table's unfinished last row group, so at the
-	// default 16MB a busy event table compresses every row several times.
-	// 64MB measured about a fifth less CPU per appended event, for at most
-	// that much more WAL to replay after a crash.
-	q.Set("checkpoint_threshold", "64MB")
+	q.Set("checkpoint_threshold", o.CheckpointThreshold)
 	connector, err := duckdb.NewConnector(o.Path+"?"+q.Encode(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: open %q: %w", o.Path, err)

@@ -50,9 +50,12 @@ func TestOpenSettingsAndMigrations(t *testing.T) {
 	for range 2 { // the second open must find the schema current
 		s := openTest(t, Options{Path: path, Threads: 1, MemoryLimit: "300MB"})
 		var threads int
-		var mem string
-		if err := s.db.QueryRow(`SELECT current_setting('threads'), current_setting('memory_limit')`).Scan(&threads, &mem); err != nil {
+		var mem, ckpt string
+		if err := s.db.QueryRow(`SELECT current_setting('threads'), current_setting('memory_limit'), current_setting('checkpoint_threshold')`).Scan(&threads, &mem, &ckpt); err != nil {
 			t.Fatal(err)
+		}
+		if ckpt != "244.1 MiB" { // the default, 256MB, in DuckDB's units
+			t.Errorf("checkpoint_threshold = %q, want 256MB", ckpt)
 		}
 		if threads != 1 {
 			t.Errorf("threads = %d, want 1", threads)
@@ -83,6 +86,8 @@ func TestOpenRejectsBadOptions(t *testing.T) {
 		{"path with query", Options{Path: "/tmp/x.duckdb?threads=64"}, "Path"},
 		{"memory limit", Options{MemoryLimit: "lots"}, "MemoryLimit"},
 		{"memory limit injection", Options{MemoryLimit: "1GB&threads=64"}, "MemoryLimit"},
+		{"checkpoint threshold", Options{CheckpointThreshold: "often"}, "CheckpointThreshold"},
+		{"checkpoint threshold injection", Options{CheckpointThreshold: "1GB&threads=64"}, "CheckpointThreshold"},
 		{"threads", Options{Threads: -1}, "Threads"},
 		{"batch", Options{BatchSize: -5}, "BatchSize"},
 		{"flush", Options{FlushEvery: -time.Second}, "FlushEvery"},

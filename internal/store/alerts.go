@@ -431,16 +431,15 @@ func limitOf(n int) int {
 // annotations when annotations is not empty (as UpsertAlert does), and
 // reads nothing back. ErrNotFound when the alert is not firing.
 func (t *Tx) BumpAlert(id int64, seen time.Time, annotations map[string]string) error {
-	if len(annotations) == 0 {
-		res, err := t.exec(`UPDATE alerts SET occurrences = occurrences + 1, last_seen_at = MAX(last_seen_at, ?)
-			WHERE id = ? AND status = 'firing'`, ms(seen), id)
-		return oneRow(res, err, fmt.Sprintf("bump alert %d", id))
+	var js sql.NullString // NULL keeps the stored annotations
+	if len(annotations) > 0 {
+		var err error
+		if js, err = jsonText(annotations); err != nil {
+			return fmt.Errorf("bump alert %d: encode annotations: %w", id, err)
+		}
 	}
-	js, err := jsonText(annotations)
-	if err != nil {
-		return fmt.Errorf("bump alert %d: encode annotations: %w", id, err)
-	}
-	res, err := t.exec(`UPDATE alerts SET occurrences = occurrences + 1, last_seen_at = MAX(last_seen_at, ?), annotations = ?
+	res, err := t.exec(`UPDATE alerts SET occurrences = occurrences + 1, last_seen_at = MAX(last_seen_at, ?),
+		annotations = COALESCE(?, annotations)
 		WHERE id = ? AND status = 'firing'`, ms(seen), js, id)
 	return oneRow(res, err, fmt.Sprintf("bump alert %d", id))
 }

@@ -79,8 +79,9 @@ func derivedBits(e *event.Event, urlPathStored bool) int32 {
 		}
 	}
 	if id, ok := f[fProcID].(string); ok {
+		var digits [20]byte // compared without allocating: this runs for every event
 		if pid, ok := f[fProcessPID].(float64); ok && pid >= 0 && pid <= maxDerivedPID && pid == math.Trunc(pid) &&
-			id == strconv.FormatUint(uint64(pid), 10) {
+			id == string(strconv.AppendUint(digits[:0], uint64(pid), 10)) {
 			bits |= packProcID
 		}
 	}

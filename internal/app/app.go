@@ -777,6 +777,8 @@ func (a *App) registerPipelineMetrics() {
 	}
 	gauge("nocsoc_soc_detection_queue_batches", "Stored event batches waiting for Sigma detection.",
 		func() float64 { return float64(a.soc.Stats().Queued) })
+	gauge("nocsoc_soc_detection_queue_events", "Stored events waiting for or under Sigma detection (at most soc.DetectionQueue before inputs wait).",
+		func() float64 { return float64(a.soc.Stats().QueuedEvents) })
 	gauge("nocsoc_soc_detection_lag_seconds", "The last batch's time from stored to evaluated by detection.",
 		func() float64 { return a.soc.Stats().DetectionLag.Seconds() })
 	counter("nocsoc_soc_detection_errors_total", "Batches whose detection failed.",

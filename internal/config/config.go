@@ -31,7 +31,7 @@ const (
 	DefaultFlapWindow        = 10 * time.Minute
 	DefaultFlapThreshold     = 5
 	DefaultRetention         = 90 * 24 * time.Hour
-	DefaultMemoryLimit       = "512MB"
+	DefaultMemoryLimit       = "384MB"
 	DefaultEventStoreThreads = 2
 )
 

@@ -131,7 +131,7 @@ func TestLoadDefaults(t *testing.T) {
 	want := Server{
 		Listen: "127.0.0.1:8080", DataDir: "./nocsoc-data", PublicURL: "http://127.0.0.1:8080",
 		Workers: 256, FlapWindow: check.Duration(10 * time.Minute), FlapThreshold: 5,
-		EventStore: EventStore{MemoryLimit: "512MB", Threads: 2},
+		EventStore: EventStore{MemoryLimit: "384MB", Threads: 2},
 		Retention:  check.Duration(90 * 24 * time.Hour),
 	}
 	tests := []struct {

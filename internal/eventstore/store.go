@@ -62,15 +62,22 @@ import (
 
 // Defaults for Options.
 const (
-	DefaultMemoryLimit = "512MB"
+	// DefaultMemoryLimit bounds DuckDB's buffer pool: the rows appended
+	// since the last checkpoint (about a checkpoint threshold's worth) and
+	// a cache of the table's blocks for searches. 384MB keeps the whole
+	// server under 1 GB resident at full log load on 2 cores; 512MB let
+	// the cache grow it to 1.0-1.1 GB, and searches over 10M events took
+	// the same time either way (docs/BENCHMARKS.md).
+	DefaultMemoryLimit = "384MB"
 	// DefaultCheckpointThreshold: DuckDB checkpoints when its WAL passes
 	// this size, and each checkpoint re-compresses the event table's
 	// unfinished last row group, so small thresholds compress every row
 	// several times. Against DuckDB's 16MB, 64MB measured about a fifth
-	// less CPU per appended event and 256MB another 25 % more events/s
-	// (docs/BENCHMARKS.md), for at most that much WAL to replay after a
-	// crash (seconds).
-	DefaultCheckpointThreshold = "256MB"
+	// less CPU per appended event, and 128MB about 25 % more events/s
+	// again; 256MB and 1GB were no faster but hold more rows in memory
+	// (docs/BENCHMARKS.md). After a crash at most this much WAL is
+	// replayed at start (seconds).
+	DefaultCheckpointThreshold = "128MB"
 	DefaultThreads             = 2
 	DefaultBatchSize           = 5000
 	DefaultFlushEvery          = time.Second
@@ -85,7 +92,7 @@ type Options struct {
 	// Path is the database file, normally <data>/events.duckdb; "" opens an
 	// in-memory database (tests).
 	Path string
-	// MemoryLimit is DuckDB's memory_limit, e.g. "512MB" (default).
+	// MemoryLimit is DuckDB's memory_limit (default DefaultMemoryLimit).
 	MemoryLimit string
 	// CheckpointThreshold is DuckDB's checkpoint_threshold, the WAL size
 	// at which it checkpoints (default DefaultCheckpointThreshold).

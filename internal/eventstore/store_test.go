@@ -54,8 +54,8 @@ func TestOpenSettingsAndMigrations(t *testing.T) {
 		if err := s.db.QueryRow(`SELECT current_setting('threads'), current_setting('memory_limit'), current_setting('checkpoint_threshold')`).Scan(&threads, &mem, &ckpt); err != nil {
 			t.Fatal(err)
 		}
-		if ckpt != "244.1 MiB" { // the default, 256MB, in DuckDB's units
-			t.Errorf("checkpoint_threshold = %q, want 256MB", ckpt)
+		if ckpt != "122.0 MiB" { // the default, 128MB, in DuckDB's units
+			t.Errorf("checkpoint_threshold = %q, want 128MB", ckpt)
 		}
 		if threads != 1 {
 			t.Errorf("threads = %d, want 1", threads)

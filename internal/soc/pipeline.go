@@ -43,7 +43,13 @@ type Pipeline struct {
 	detect Detector
 	log    *slog.Logger
 	queue  chan batch
-	wg     sync.WaitGroup
+	// maxQueued bounds the events queued or being evaluated; queued
+	// counts them and room is closed (and replaced) whenever some leave.
+	maxQueued int
+	qmu       sync.Mutex
+	queued    int
+	room      chan struct{}
+	wg        sync.WaitGroup
 	// stopped is closed when Run has returned: until then a Write whose
 	// context ended (inputs flushing at shutdown) still queues its batch.
 	stopped  chan struct{}
@@ -68,12 +74,20 @@ func New(store Store, detect Detector, log *slog.Logger) *Pipeline {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	// 64 batches of up to 1,000 events (seconds of input at the rates one
-	// server sustains) ride out a burst; beyond it Write waits
-	// (back-pressure to the inputs). Every queued event is held in memory
-	// with its fields, so a longer queue only costs memory under overload.
-	return &Pipeline{store: store, detect: detect, log: log.With("component", "soc"), queue: make(chan batch, 64), stopped: make(chan struct{})}
+	return &Pipeline{store: store, detect: detect, log: log.With("component", "soc"),
+		maxQueued: DetectionQueue, queue: make(chan batch, DetectionQueue), room: make(chan struct{}), stopped: make(chan struct{})}
 }
+
+// DetectionQueue is how many stored events may wait for detection (or be
+// under evaluation) before Write waits for room, which is back-pressure to
+// the inputs. A batch larger than this is let in alone.
+//
+// Every queued event is held in memory with its fields (about 1.5 KB), and
+// the queue only fills when detection is behind, so a longer one buys no
+// throughput: it costs memory and adds to the event-to-alert latency
+// under overload. At full load 64,000 queued events took 150-250 MB more
+// resident memory than 8,192 and were no faster (docs/BENCHMARKS.md).
+const DetectionQueue = 8192
 
 // Run evaluates stored batches until ctx ends, then finishes what is
 // queued so every stored event is evaluated once.
@@ -108,6 +122,36 @@ func (p *Pipeline) process(ctx context.Context, b batch) {
 	}
 	p.detected.Add(uint64(len(b.evs)))
 	p.lastLag.Store(int64(time.Since(b.stored)))
+	p.qmu.Lock()
+	p.queued -= len(b.evs)
+	close(p.room)
+	p.room = make(chan struct{})
+	p.qmu.Unlock()
+}
+
+// reserve waits until n more events fit in the detection queue and counts
+// them in. It returns false when detection has stopped. Once ctx ends it
+// keeps waiting (the inputs flush what they read at shutdown, and
+// detection drains until it stops).
+func (p *Pipeline) reserve(ctx context.Context, n int) bool {
+	done := ctx.Done()
+	for {
+		p.qmu.Lock()
+		if p.queued == 0 || p.queued+n <= p.maxQueued {
+			p.queued += n
+			p.qmu.Unlock()
+			return true
+		}
+		room := p.room
+		p.qmu.Unlock()
+		select {
+		case <-room:
+		case <-done:
+			done = nil
+		case <-p.stopped:
+			return false
+		}
+	}
 }
 
 // Write stores a batch and queues it for detection. It returns once the
@@ -140,34 +184,32 @@ func (p *Pipeline) Write(ctx context.Context, evs []event.Event) error {
 	if p.detect == nil {
 		return nil
 	}
-	b := batch{evs: evs, stored: time.Now()}
-	select {
-	case p.queue <- b:
-		return nil
-	case <-ctx.Done():
-	}
-	// Shutting down: the inputs flush what they read, and detection keeps
-	// draining until it is stopped, so wait for room until then.
-	select {
-	case p.queue <- b:
-		return nil
-	case <-p.stopped:
+	if !p.reserve(ctx, len(evs)) {
 		// Stored but not evaluated: say so rather than pretend.
 		p.log.Warn("events stored without detection: shutting down", "events", len(evs))
 		return nil
 	}
+	// Every queued batch holds at least one reserved event, so the
+	// channel (DetectionQueue long) has room.
+	p.queue <- batch{evs: evs, stored: time.Now()}
+	return nil
 }
 
 // Stats are the pipeline's counters.
 type Stats struct {
 	Events, Batches, Detected, DetectErrors uint64
-	Queued                                  int
+	// Queued is the batches waiting for detection; QueuedEvents the
+	// events in them and in the batch being evaluated.
+	Queued, QueuedEvents int
 	// DetectionLag is the last batch's time from stored to evaluated.
 	DetectionLag time.Duration
 }
 
 // Stats returns the counters.
 func (p *Pipeline) Stats() Stats {
+	p.qmu.Lock()
+	queued := p.queued
+	p.qmu.Unlock()
 	return Stats{Events: p.events.Load(), Batches: p.batches.Load(), Detected: p.detected.Load(), DetectErrors: p.detectErrs.Load(),
-		Queued: len(p.queue), DetectionLag: time.Duration(p.lastLag.Load())}
+		Queued: len(p.queue), QueuedEvents: queued, DetectionLag: time.Duration(p.lastLag.Load())}
 }

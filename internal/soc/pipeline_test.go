@@ -78,3 +78,75 @@ func TestWriteDetectsBeforePacing(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDetectionQueueBoundsEvents: Write waits while the events waiting for
+// (or under) detection would pass the bound, lets a batch larger than the
+// bound in alone, and goes on once detection frees room.
+func TestDetectionQueueBoundsEvents(t *testing.T) {
+	st := &pacedStore{release: make(chan struct{}), paced: make(chan struct{}, 16)}
+	close(st.release)
+	det := make(chanDetector)
+	p := New(st, det, nil)
+	p.maxQueued = 3
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go p.Run(ctx)
+	evs := func(n int) []event.Event { return make([]event.Event, n) }
+	write := func(n int) chan error {
+		done := make(chan error, 1)
+		go func() { done <- p.Write(ctx, evs(n)) }()
+		return done
+	}
+	mustReturn := func(what string, done chan error) {
+		t.Helper()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: Write did not return", what)
+		}
+	}
+	waitQueued := func(want int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); p.Stats().QueuedEvents != want; {
+			if time.Now().After(deadline) {
+				t.Fatalf("queued events = %d, want %d", p.Stats().QueuedEvents, want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+
+	// A batch of 5 (over the bound of 3) gets in alone: the queue is empty.
+	mustReturn("oversized batch into an empty queue", write(5))
+	waitQueued(5)
+	// Detection holds it (det is unbuffered), so a batch of 1 must wait.
+	blocked := write(1)
+	select {
+	case err := <-blocked:
+		t.Fatalf("Write returned (%v) while 5 events filled a queue bounded at 3", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if got := len(<-det); got != 5 {
+		t.Fatalf("detected a batch of %d, want 5", got)
+	}
+	mustReturn("batch after detection freed room", blocked)
+	waitQueued(1)
+	// 1 + 2 fit the bound; 1 + 2 + 1 do not.
+	mustReturn("batch that fits", write(2))
+	waitQueued(3)
+	third := write(1)
+	select {
+	case err := <-third:
+		t.Fatalf("Write returned (%v) past the bound", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	for _, want := range []int{1, 2, 1} {
+		if got := len(<-det); got != want {
+			t.Fatalf("detected a batch of %d, want %d", got, want)
+		}
+	}
+	mustReturn("last batch", third)
+	waitQueued(0)
+}

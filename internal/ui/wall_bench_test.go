@@ -48,7 +48,7 @@ func newWallBenchState(b *testing.B, now time.Time) *wallBenchState {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.st.Close() })
-	// The app's defaults: 512MB, 2 threads.
+	// The app's defaults (eventstore.DefaultMemoryLimit, 2 threads).
 	if s.ev, err = eventstore.Open(ctx, eventstore.Options{Path: filepath.Join(dir, "events.duckdb"),
 		Now: func() time.Time { return now }}); err != nil {
 		b.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -72,6 +73,9 @@ type eventWriter struct {
 	lconn      *sql.Conn // the loader's connection
 	kick, stop chan struct{}
 	loaderDone chan struct{}
+	// loaderNice is the nice value the loader's thread runs at, once known
+	// (-100 before; tests read it).
+	loaderNice atomic.Int32
 }
 
 // rowBuilder encodes events as journal rows (journal.go). It keeps its

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"testing"
 	"time"
 
@@ -329,5 +330,30 @@ func TestEncodeRow(t *testing.T) {
 		"bad", true, ipHash("203.0.113.9"), nil, int32(packRawIsMessage)}
 	if !reflect.DeepEqual(r, want) {
 		t.Fatalf("decoded row\n got %#v\nwant %#v", r, want)
+	}
+}
+
+// TestLoaderRunsNiced: on Linux the loader's thread (DuckDB's appends and
+// checkpoints) runs at LoaderNice, and the lowering stays on that thread.
+func TestLoaderRunsNiced(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("per-thread nice is Linux-only")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	base, err := threadNice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openTest(t, Options{Path: filepath.Join(t.TempDir(), "events.duckdb")})
+	want := int32(max(base, LoaderNice))
+	for deadline := time.Now().Add(10 * time.Second); s.ev.loaderNice.Load() != want; {
+		if time.Now().After(deadline) {
+			t.Fatalf("loader thread nice = %d, want %d", s.ev.loaderNice.Load(), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n, _ := threadNice(); n != base {
+		t.Fatalf("this goroutine's thread nice = %d, want %d: the lowering leaked", n, base)
 	}
 }

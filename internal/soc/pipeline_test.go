@@ -108,6 +108,17 @@ func TestDetectionQueueBoundsEvents(t *testing.T) {
 			t.Fatalf("%s: Write did not return", what)
 		}
 	}
+	// mustBlock: Write has not returned after a while (a Write that should
+	// wait but does not is caught here; one that is merely slow is not
+	// mistaken for waiting, since it must return later anyway).
+	mustBlock := func(what string, done chan error) {
+		t.Helper()
+		select {
+		case err := <-done:
+			t.Fatalf("%s: Write returned (%v)", what, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 	waitQueued := func(want int) {
 		t.Helper()
 		for deadline := time.Now().Add(10 * time.Second); p.Stats().QueuedEvents != want; {
@@ -123,11 +134,7 @@ func TestDetectionQueueBoundsEvents(t *testing.T) {
 	waitQueued(5)
 	// Detection holds it (det is unbuffered), so a batch of 1 must wait.
 	blocked := write(1)
-	select {
-	case err := <-blocked:
-		t.Fatalf("Write returned (%v) while 5 events filled a queue bounded at 3", err)
-	case <-time.After(50 * time.Millisecond):
-	}
+	mustBlock("while 5 events filled a queue bounded at 3", blocked)
 	if got := len(<-det); got != 5 {
 		t.Fatalf("detected a batch of %d, want 5", got)
 	}
@@ -137,11 +144,7 @@ func TestDetectionQueueBoundsEvents(t *testing.T) {
 	mustReturn("batch that fits", write(2))
 	waitQueued(3)
 	third := write(1)
-	select {
-	case err := <-third:
-		t.Fatalf("Write returned (%v) past the bound", err)
-	case <-time.After(50 * time.Millisecond):
-	}
+	mustBlock("past the bound", third)
 	for _, want := range []int{1, 2, 1} {
 		if got := len(<-det); got != want {
 			t.Fatalf("detected a batch of %d, want %d", got, want)

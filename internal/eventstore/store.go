@@ -73,9 +73,9 @@ const (
 	// this size, and each checkpoint re-compresses the event table's
 	// unfinished last row group, so small thresholds compress every row
 	// several times. Against DuckDB's 16MB, 64MB measured about a fifth
-	// less CPU per appended event, and 128MB about 25 % more events/s
-	// again; 256MB and 1GB were no faster but hold more rows in memory
-	// (docs/BENCHMARKS.md). After a crash at most this much WAL is
+	// less CPU per appended event, and 256MB about 25 % more events/s
+	// again; 128MB measured as fast as 256MB (1GB no faster) and holds
+	// half the rows in memory (docs/BENCHMARKS.md). After a crash at most this much WAL is
 	// replayed at start (seconds).
 	DefaultCheckpointThreshold = "128MB"
 	DefaultThreads             = 2

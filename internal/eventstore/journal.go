@@ -278,6 +278,10 @@ func eachRowCols(p []byte, cols int, own bool, start func(n int), fn func(row []
 	for c := cols; c < eventCols; c++ {
 		row[c] = int32(0)
 	}
+	var bx *rowBoxes
+	if !own {
+		bx = newRowBoxes()
+	}
 	for range n {
 		for c := range row[:cols] {
 			if len(p) == 0 {
@@ -298,11 +302,13 @@ func eachRowCols(p []byte, cols int, own bool, start func(n int), fn func(row []
 				case tag == tagBytes && own:
 					row[c] = slices.Clone(data)
 				case tag == tagBytes:
-					row[c] = data
+					bx.bs[c] = data
+					row[c] = bx.boxBs[c]
 				case own:
 					row[c] = string(data)
 				default:
-					row[c] = unsafe.String(unsafe.SliceData(data), len(data))
+					bx.str[c] = unsafe.String(unsafe.SliceData(data), len(data))
+					row[c] = bx.boxStr[c]
 				}
 				p = p[k+int(l):]
 			case tagUint64:
@@ -310,21 +316,43 @@ func eachRowCols(p []byte, cols int, own bool, start func(n int), fn func(row []
 				if k <= 0 {
 					return errTorn
 				}
-				row[c], p = x, p[k:]
+				if bx != nil {
+					bx.u64[c] = x
+					row[c] = bx.boxU64[c]
+				} else {
+					row[c] = x
+				}
+				p = p[k:]
 			case tagID:
 				if len(p) < idSize-1 {
 					return errTorn
 				}
-				row[c], p = binary.LittleEndian.Uint64(p), p[idSize-1:]
+				x := binary.LittleEndian.Uint64(p)
+				if bx != nil {
+					bx.u64[c] = x
+					row[c] = bx.boxU64[c]
+				} else {
+					row[c] = x
+				}
+				p = p[idSize-1:]
 			case tagInt64, tagInt32, tagTime:
 				x, k := binary.Varint(p)
 				if k <= 0 {
 					return errTorn
 				}
-				switch tag {
-				case tagInt64:
+				switch {
+				case bx != nil && tag == tagInt64:
+					bx.i64[c] = x
+					row[c] = bx.boxI64[c]
+				case bx != nil && tag == tagInt32:
+					bx.i32[c] = int32(x)
+					row[c] = bx.boxI32[c]
+				case bx != nil:
+					bx.tm[c] = time.UnixMicro(x).UTC()
+					row[c] = bx.boxTm[c]
+				case tag == tagInt64:
 					row[c] = x
-				case tagInt32:
+				case tag == tagInt32:
 					row[c] = int32(x)
 				default:
 					row[c] = time.UnixMicro(x).UTC()
@@ -387,4 +415,52 @@ func readSegment(path string, cols int) (rows [][]driver.Value, torn bool, err e
 		}
 		rows = append(rows, rec...)
 	}
+}
+
+// rowBoxes holds the values of a borrowed row (eachRowCols without own)
+// and, per column and type, an interface value that refers to that
+// storage, so that decoding a row allocates nothing: a Go interface holding
+// a string, an integer or a time otherwise allocates a copy of it, which
+// for the loader was about 15 allocations an event. The interfaces are
+// only valid until the next row, like the borrowed strings themselves.
+type rowBoxes struct {
+	str [eventCols]string
+	u64 [eventCols]uint64
+	i64 [eventCols]int64
+	i32 [eventCols]int32
+	tm  [eventCols]time.Time
+	bs  [eventCols][]byte
+
+	boxStr, boxU64, boxI64, boxI32, boxTm, boxBs [eventCols]driver.Value
+}
+
+func newRowBoxes() *rowBoxes {
+	b := new(rowBoxes)
+	for c := range eventCols {
+		b.boxStr[c] = boxAt(&b.str[c], boxTypes.str)
+		b.boxU64[c] = boxAt(&b.u64[c], boxTypes.u64)
+		b.boxI64[c] = boxAt(&b.i64[c], boxTypes.i64)
+		b.boxI32[c] = boxAt(&b.i32[c], boxTypes.i32)
+		b.boxTm[c] = boxAt(&b.tm[c], boxTypes.tm)
+		b.boxBs[c] = boxAt(&b.bs[c], boxTypes.bs)
+	}
+	return b
+}
+
+// boxTypes are interfaces of each type boxAt is used with, made once:
+// boxAt takes their type word (boxing a time.Time afresh would allocate).
+var boxTypes = struct{ str, u64, i64, i32, tm, bs any }{"", uint64(0), int64(0), int32(0), time.Time{}, []byte(nil)}
+
+// boxAt returns an interface holding a T whose value is read from *p when
+// used: the interface's data word points at *p instead of at a copy. like
+// is an interface holding a T (its type word is taken). T is never a
+// pointer-shaped type here (those are stored in the interface itself).
+func boxAt[T any](p *T, like any) any {
+	if _, ok := like.(T); !ok {
+		panic(fmt.Sprintf("eventstore: boxAt: %T is not a %T", like, *p))
+	}
+	type eface struct{ typ, data unsafe.Pointer }
+	v := like
+	(*eface)(unsafe.Pointer(&v)).data = unsafe.Pointer(p)
+	return v
 }

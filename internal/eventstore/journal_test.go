@@ -357,3 +357,46 @@ func TestLoaderRunsNiced(t *testing.T) {
 		t.Fatalf("this goroutine's thread nice = %d, want %d: the lowering leaked", n, base)
 	}
 }
+
+// TestJournalBorrowedRows: the loader's borrowed decode (own false) gives
+// every row the same values as the owning decode, although its values
+// share storage from row to row, and allocates nothing per row.
+func TestJournalBorrowedRows(t *testing.T) {
+	rows := [][]driver.Value{
+		{uint64(1 << 40), time.Date(2026, 11, 27, 9, 1, 2, 345678000, time.UTC), "a", nil, int32(-7), int64(-1 << 62), []byte{1, 2}, uint64(3)},
+		{uint64(1<<40 + 1), time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), nil, "b", int32(8), int64(9), nil, uint64(1 << 50)},
+		{uint64(7), time.Unix(0, 0).UTC(), "ccc", "dd", nil, int64(-1), []byte{}, nil},
+	}
+	var rec []byte
+	for i := range 300 {
+		if i == 0 {
+			rec = binary.AppendUvarint(rec, 300)
+		}
+		for c := range eventCols {
+			var err error
+			if rec, err = appendValue(rec, rows[i%len(rows)][c%8]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want, err := decodeRecord(rec, eventCols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := 0
+	if err := eachRow(rec, false, nil, func(row []driver.Value) error {
+		if !reflect.DeepEqual(row, want[i]) {
+			t.Fatalf("row %d:\n got %#v\nwant %#v", i, row, want[i])
+		}
+		i++
+		return nil
+	}); err != nil || i != len(want) {
+		t.Fatalf("eachRow: %d rows, %v", i, err)
+	}
+	allocs := testing.AllocsPerRun(20, func() {
+		_ = eachRow(rec, false, nil, func([]driver.Value) error { return nil })
+	})
+	if allocs > 4 {
+		t.Errorf("decoding %d borrowed rows made %.0f allocations; want a few per record, none per row", len(want), allocs)
+	}
+}

@@ -257,8 +257,9 @@ func decodeRecord(p []byte, cols int) ([][]driver.Value, error) {
 
 // eachRow decodes a record's payload row by row into one reused row and
 // calls fn with it; start, if not nil, first gets the row count. Without
-// own, strings and byte slices alias p: fn must be done with them before
-// p changes (the loader hands them to DuckDB's appender, which copies).
+// own, strings and byte slices alias p and every value of the row is
+// reused for the next one (rowBoxes): fn must be done with them when it
+// returns (the loader hands them to DuckDB's appender, which copies).
 func eachRow(p []byte, own bool, start func(n int), fn func(row []driver.Value) error) error {
 	return eachRowCols(p, eventCols, own, start, fn)
 }

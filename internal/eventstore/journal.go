@@ -303,13 +303,11 @@ func eachRowCols(p []byte, cols int, own bool, start func(n int), fn func(row []
 				case tag == tagBytes && own:
 					row[c] = slices.Clone(data)
 				case tag == tagBytes:
-					bx.bs[c] = data
-					row[c] = bx.boxBs[c]
+					row[c] = bx.bytes(c, data)
 				case own:
 					row[c] = string(data)
 				default:
-					bx.str[c] = unsafe.String(unsafe.SliceData(data), len(data))
-					row[c] = bx.boxStr[c]
+					row[c] = bx.string(c, unsafe.String(unsafe.SliceData(data), len(data)))
 				}
 				p = p[k+int(l):]
 			case tagUint64:
@@ -317,46 +315,24 @@ func eachRowCols(p []byte, cols int, own bool, start func(n int), fn func(row []
 				if k <= 0 {
 					return errTorn
 				}
-				if bx != nil {
-					bx.u64[c] = x
-					row[c] = bx.boxU64[c]
-				} else {
-					row[c] = x
-				}
-				p = p[k:]
+				row[c], p = bx.uint64(c, x), p[k:]
 			case tagID:
 				if len(p) < idSize-1 {
 					return errTorn
 				}
-				x := binary.LittleEndian.Uint64(p)
-				if bx != nil {
-					bx.u64[c] = x
-					row[c] = bx.boxU64[c]
-				} else {
-					row[c] = x
-				}
-				p = p[idSize-1:]
+				row[c], p = bx.uint64(c, binary.LittleEndian.Uint64(p)), p[idSize-1:]
 			case tagInt64, tagInt32, tagTime:
 				x, k := binary.Varint(p)
 				if k <= 0 {
 					return errTorn
 				}
-				switch {
-				case bx != nil && tag == tagInt64:
-					bx.i64[c] = x
-					row[c] = bx.boxI64[c]
-				case bx != nil && tag == tagInt32:
-					bx.i32[c] = int32(x)
-					row[c] = bx.boxI32[c]
-				case bx != nil:
-					bx.tm[c] = time.UnixMicro(x).UTC()
-					row[c] = bx.boxTm[c]
-				case tag == tagInt64:
-					row[c] = x
-				case tag == tagInt32:
-					row[c] = int32(x)
+				switch tag {
+				case tagInt64:
+					row[c] = bx.int64(c, x)
+				case tagInt32:
+					row[c] = bx.int32(c, int32(x))
 				default:
-					row[c] = time.UnixMicro(x).UTC()
+					row[c] = bx.time(c, time.UnixMicro(x).UTC())
 				}
 				p = p[k:]
 			case tagTrue:
@@ -446,6 +422,58 @@ func newRowBoxes() *rowBoxes {
 		b.boxBs[c] = boxAt(&b.bs[c], boxTypes.bs)
 	}
 	return b
+}
+
+// The setters below store a value of column c and return the interface
+// that refers to it; on a nil *rowBoxes (an owned row) they box the value
+// afresh.
+
+func (b *rowBoxes) string(c int, v string) driver.Value {
+	if b == nil {
+		return v
+	}
+	b.str[c] = v
+	return b.boxStr[c]
+}
+
+func (b *rowBoxes) bytes(c int, v []byte) driver.Value {
+	if b == nil {
+		return v
+	}
+	b.bs[c] = v
+	return b.boxBs[c]
+}
+
+func (b *rowBoxes) uint64(c int, v uint64) driver.Value {
+	if b == nil {
+		return v
+	}
+	b.u64[c] = v
+	return b.boxU64[c]
+}
+
+func (b *rowBoxes) int64(c int, v int64) driver.Value {
+	if b == nil {
+		return v
+	}
+	b.i64[c] = v
+	return b.boxI64[c]
+}
+
+func (b *rowBoxes) int32(c int, v int32) driver.Value {
+	if b == nil {
+		return v
+	}
+	b.i32[c] = v
+	return b.boxI32[c]
+}
+
+func (b *rowBoxes) time(c int, v time.Time) driver.Value {
+	if b == nil {
+		return v
+	}
+	b.tm[c] = v
+	return b.boxTm[c]
 }
 
 // boxTypes are interfaces of each type boxAt is used with, made once:

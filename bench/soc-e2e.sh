@@ -99,10 +99,14 @@ if [ "${THROUGHPUT:-1}" = 1 ]; then
 echo
 echo "== 1. throughput: unpaced for $DURATION ($CONNECTIONS connections, $FRAMING framing)"
 rss_sampler "$WORK/rss.max" & pids+=("$!")
-e0=$(events_total); c0=$(cpu_ticks "$SPID"); t0=$(now_s); l0=$(cut -d' ' -f1 /proc/loadavg)
+e0=$(events_total); u0=$(unloaded_events); c0=$(cpu_ticks "$SPID"); t0=$(now_s); l0=$(cut -d' ' -f1 /proc/loadavg)
 out=$(gen --rate 0 --duration "$DURATION" --seed 1)
-e1=$(events_total); c1=$(cpu_ticks "$SPID"); t1=$(now_s); l1=$(cut -d' ' -f1 /proc/loadavg)
+e1=$(events_total); u1=$(unloaded_events); c1=$(cpu_ticks "$SPID"); t1=$(now_s); l1=$(cut -d' ' -f1 /proc/loadavg)
 echo "loadgen: $out"
+# Accepted events are durable in the journal; the ones the loader has not
+# moved into DuckDB yet are the backlog. loaded_per_s is what the whole
+# pipeline kept up with: accepted less the backlog's growth.
+echo "server: unloaded_before=$u0 unloaded_at_end=$u1 loaded_per_s=$(awk -v e=$((e1 - e0 - (u1 - u0))) -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", e/(b-a)}')"
 # Events still in flight when the sender stops are stored a moment later;
 # the window above counts only what the server accepted inside it.
 sleep 3; e2=$(events_total)
@@ -115,6 +119,7 @@ fi
 echo
 echo "== 2. latency: $HALF_RATE/s for $DURATION, marked brute-force burst every $MARK_EVERY"
 sleep 5
+wait_loaded 300
 e0=$(events_total); t0=$(now_s)
 out=$(gen --rate "$HALF_RATE" --duration "$DURATION" --seed 2 --mark-every "$MARK_EVERY" --receiver "127.0.0.1:$RECV_PORT" --drain 15s)
 e1=$(events_total); t1=$(now_s)

@@ -22,3 +22,19 @@ events_total() {
 	curl -fsS -H "Authorization: Bearer $TOKEN" "$BASE/metrics" |
 		awk '/^nocsoc_ingest_events_total/ {s += $NF} END {printf "%d\n", s}'
 }
+
+# unloaded_events: nocsoc_eventstore_unloaded_events, the acknowledged events
+# not yet in DuckDB (needs BASE, TOKEN).
+unloaded_events() {
+	curl -fsS -H "Authorization: Bearer $TOKEN" "$BASE/metrics" |
+		awk '/^nocsoc_eventstore_unloaded_events/ {printf "%d\n", $NF}'
+}
+
+# wait_loaded MAX_S: waits until fewer than 20,000 events are unloaded (at
+# most MAX_S seconds) and prints how long that took.
+wait_loaded() {
+	local t0 u
+	t0=$(now_s)
+	while u=$(unloaded_events) && [ "$u" -ge 20000 ] && awk -v a="$t0" -v b="$(now_s)" -v m="$1" 'BEGIN{exit !(b-a < m)}'; do sleep 0.5; done
+	echo "loader: unloaded=$u after waiting $(awk -v a="$t0" -v b="$(now_s)" 'BEGIN{printf "%.1f", b-a}') s"
+}

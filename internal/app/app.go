@@ -153,6 +153,7 @@ func (a *App) open(ctx context.Context) error {
 		MemoryLimit:         cfg.Server.EventStore.MemoryLimit,
 		CheckpointThreshold: strings.TrimSpace(cfg.Server.EventStore.CheckpointThreshold),
 		LoadRows:            cfg.Server.EventStore.LoadRows,
+		MaxBacklog:          cfg.Server.EventStore.MaxBacklog,
 		Threads:             cfg.Server.EventStore.Threads,
 		Logger:              a.log,
 		OnWrite:             func(rows int, d time.Duration) { writeLatency.WithLabelValues("duckdb").Observe(d.Seconds()) },
@@ -167,6 +168,12 @@ func (a *App) open(ctx context.Context) error {
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "nocsoc_eventstore_unloaded_events", Help: "Events acknowledged (durable in the journal) and not yet loaded into DuckDB.",
 	}, func() float64 { return float64(ev.UnloadedEvents()) }))
+	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "nocsoc_eventstore_spilled_events", Help: "Unloaded events the loader reads back from the journal's files (the backlog beyond what it holds in memory).",
+	}, func() float64 { return float64(ev.SpilledEvents()) }))
+	a.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "nocsoc_eventstore_journal_lost_events_total", Help: "Acknowledged events lost because their journal segment was damaged on disk before it was loaded.",
+	}, func() float64 { return float64(ev.LostEvents()) }))
 
 	if err := a.bootstrapAdmin(ctx); err != nil {
 		return err

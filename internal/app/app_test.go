@@ -403,7 +403,7 @@ func TestAuthAndRoles(t *testing.T) {
 	h.doAs(viewer, "POST", "/api/v1/checks", `{"name":"x","type":"tcp","target":"127.0.0.1:1"}`, http.StatusForbidden, nil)
 	h.doAs(viewer, "GET", "/api/v1/audit", "", http.StatusForbidden, nil)
 	metrics := string(h.doAs(viewer, "GET", "/metrics", "", http.StatusOK, nil))
-	for _, family := range []string{"nocsoc_eventstore_unloaded_events", "nocsoc_soc_detection_queue_batches", "nocsoc_soc_detection_lag_seconds",
+	for _, family := range []string{"nocsoc_eventstore_unloaded_events", "nocsoc_eventstore_spilled_events", "nocsoc_eventstore_journal_lost_events_total", "nocsoc_soc_detection_queue_batches", "nocsoc_soc_detection_lag_seconds",
 		"nocsoc_incident_intake_queue", "nocsoc_notify_queued", "nocsoc_notify_sent_total", "nocsoc_notify_dropped_total"} {
 		if !strings.Contains(metrics, "\n"+family+" ") {
 			t.Errorf("/metrics lacks %s", family)

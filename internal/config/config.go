@@ -103,6 +103,9 @@ type EventStore struct {
 	// LoadRows is how many journaled events the loader moves into DuckDB
 	// in one append (0: the event store's default).
 	LoadRows int `yaml:"load_rows"`
+	// MaxBacklog is how many acknowledged events may wait for the loader
+	// before the inputs are paced (0: the event store's default).
+	MaxBacklog int `yaml:"max_backlog"`
 }
 
 // Default returns the configuration used when there is no file: every
@@ -201,6 +204,9 @@ func (s *Server) validate() error {
 	}
 	if l := s.EventStore.LoadRows; l < 0 || l > 1<<20 {
 		return &check.FieldError{Field: "eventstore.load_rows", Reason: "must be between 0 (default) and 1048576"}
+	}
+	if b := s.EventStore.MaxBacklog; b < 0 || b > 1<<26 {
+		return &check.FieldError{Field: "eventstore.max_backlog", Reason: "must be between 0 (default) and 67108864"}
 	}
 	if s.TLSCert != "" && s.TLSKey == "" {
 		return &check.FieldError{Field: "tls_cert", Reason: "tls_key must be set as well"}

@@ -49,6 +49,7 @@ func TestLoadErrors(t *testing.T) {
 		{"eventstore checkpoint threshold", lines("server:", "  eventstore:", "    checkpoint_threshold: 10%"), `nocsoc.yaml:3: server.eventstore.checkpoint_threshold: "10%" must be a size like 256MB or 1GiB`},
 		{"eventstore threads negative", lines("server:", "  eventstore:", "    threads: -1"), "nocsoc.yaml:3: server.eventstore.threads: must not be negative"},
 		{"eventstore load_rows negative", lines("server:", "  eventstore:", "    load_rows: -5"), "nocsoc.yaml:3: server.eventstore.load_rows: must be between 0 (default) and 1048576"},
+		{"eventstore max_backlog too large", lines("server:", "  eventstore:", "    max_backlog: 100000000"), "nocsoc.yaml:3: server.eventstore.max_backlog: must be between 0 (default) and 67108864"},
 		{"eventstore unknown key", lines("server:", "  eventstore:", "    memory: 1GB"), `nocsoc.yaml:3: server.eventstore: field "memory" not found in server.eventstore`},
 		{"tls cert without key", lines("server:", "  tls_cert: /c.pem"), "nocsoc.yaml:2: server.tls_cert: tls_key must be set as well"},
 		{"tls key without cert", lines("server:", "  tls_key: /k.pem"), "nocsoc.yaml:2: server.tls_key: tls_cert must be set as well"},

@@ -416,13 +416,21 @@ func (s *Store) AppendEvents(ctx context.Context, evs []event.Event) ([]uint64, 
 }
 
 // Pace is the back-pressure on writers: while the loader is behind by more
-// than MaxPending rows it waits for it (or ctx). The rows are durable
-// already, so a caller may hand them on (to detection) first and pace
-// after.
+// than MaxBacklog rows (MaxPending for an in-memory store, which cannot
+// spill) it waits for it (or ctx). The rows are durable already, so a
+// caller may hand them on (to detection) first and pace after.
 func (s *Store) Pace(ctx context.Context) {
-	if s.pendingRows() > s.o.MaxPending {
-		_ = s.waitLoaded(ctx, s.o.MaxPending) // pacing only
+	if at := s.paceAt(); s.pendingRows() > at {
+		_ = s.waitLoaded(ctx, at) // pacing only
 	}
+}
+
+// paceAt is the backlog beyond which Pace waits.
+func (s *Store) paceAt() int {
+	if s.ev.jn.dir == "" {
+		return min(s.o.MaxPending, s.o.MaxBacklog)
+	}
+	return s.o.MaxBacklog
 }
 
 // AppendEventsUnpaced is AppendEvents without Pace.

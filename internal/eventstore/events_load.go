@@ -46,10 +46,11 @@ const (
 )
 
 // loadSeg is a journal segment's rows waiting for the loader: the
-// payloads of its records, in order.
+// payloads of its records, in order, or, once spilled, only its file.
 type loadSeg struct {
 	seq     uint64
 	recs    [][]byte
+	spilled bool // recs were dropped: the loader reads the segment file
 	rows    int
 	lastID  uint64    // the id of its last row
 	firstAt time.Time // when its first record was committed
@@ -60,9 +61,16 @@ type loadState struct {
 	// segs are closed segments waiting to be loaded, oldest first; the
 	// first is retried after a failed load. cur holds the records of the
 	// open segment. pending counts the rows of both.
-	segs     []loadSeg
-	cur      loadSeg
-	pending  int
+	segs    []loadSeg
+	cur     loadSeg
+	pending int
+	// memRows counts the pending rows whose records are held in memory
+	// (cur's and those of segments not spilled); spilled those only on
+	// disk; lost the acknowledged rows a damaged segment file no longer
+	// held when the loader read it back.
+	memRows  int
+	spilled  int
+	lost     int
 	lastID   uint64 // newest committed id
 	loadedID uint64 // newest id loaded into DuckDB
 	wantID   uint64 // a reader waits for rows up to this id
@@ -82,6 +90,23 @@ func (s *Store) pendingRows() int {
 // journal) that the loader has not yet moved into DuckDB.
 func (s *Store) UnloadedEvents() int { return s.pendingRows() }
 
+// SpilledEvents is the number of unloaded events held only in the journal's
+// files, not in memory: the backlog beyond MaxPending.
+func (s *Store) SpilledEvents() int {
+	s.ev.lmu.Lock()
+	defer s.ev.lmu.Unlock()
+	return s.ev.ld.spilled
+}
+
+// LostEvents is the number of acknowledged events that could not be
+// loaded because their journal segment was damaged on disk when the loader
+// read it back (logged, and the file kept beside the journal).
+func (s *Store) LostEvents() int {
+	s.ev.lmu.Lock()
+	defer s.ev.lmu.Unlock()
+	return s.ev.ld.lost
+}
+
 // committed hands a journal commit's record (its payload, n rows up to lastID)
 // to the loader; the caller holds commitMu. Once the open segment holds
 // LoadRows rows it is closed and queued for loading whole.
@@ -95,6 +120,7 @@ func (s *Store) committed(rec []byte, n int, lastID uint64) {
 	ld.cur.rows += n
 	ld.cur.lastID = lastID
 	ld.pending += n
+	ld.memRows += n
 	ld.lastID = lastID
 	full := ld.cur.rows >= s.o.LoadRows
 	if full {
@@ -108,7 +134,12 @@ func (s *Store) committed(rec []byte, n int, lastID uint64) {
 
 // closeSegmentLocked starts a new journal segment and queues the records
 // of the one it closes; the caller holds commitMu and lmu. On error the
-// records stay in the open segment.
+// records stay in the open segment. While more than MaxPending rows are
+// held in memory, the closed segment is spilled: its records are dropped
+// and the loader reads its file when its turn comes, so a loader that
+// falls behind costs disk, not memory, and writers are paced only at
+// MaxBacklog. The newest segment is the one spilled: the oldest are loaded
+// first and stay in memory.
 func (s *Store) closeSegmentLocked() error {
 	ld := &s.ev.ld
 	old, err := s.ev.jn.rotate()
@@ -116,6 +147,11 @@ func (s *Store) closeSegmentLocked() error {
 		return err
 	}
 	ld.cur.seq = old
+	if s.ev.jn.dir != "" && ld.memRows > s.o.MaxPending {
+		ld.cur.recs, ld.cur.spilled = nil, true
+		ld.memRows -= ld.cur.rows
+		ld.spilled += ld.cur.rows
+	}
 	ld.segs = append(ld.segs, ld.cur)
 	ld.cur = loadSeg{}
 	return nil
@@ -262,16 +298,24 @@ func (s *Store) loadOnce() error {
 		return nil
 	}
 
+	if s.o.beforeLoad != nil {
+		s.o.beforeLoad()
+	}
 	start := time.Now()
-	err := appendRecords(context.Background(), s.ev.lconn, seg.recs)
+	recs, damaged, err := s.segmentRecords(seg)
+	if err == nil {
+		_, _, err = appendRecords(context.Background(), s.ev.lconn, recs, eventCols, 0)
+	}
 	if err == nil {
 		if s.o.OnLoad != nil {
 			s.o.OnLoad(seg.rows, time.Since(start))
 		}
 		// Committed in DuckDB: the segment is no longer needed. Deleted
-		// before its rows count as loaded, so a reader that saw them loaded
-		// also sees the journal without them.
-		if rerr := removeSegment(s.ev.jn.dir, seg.seq); rerr != nil {
+		// (a damaged one set aside) before its rows count as loaded, so a
+		// reader that saw them loaded also sees the journal without them.
+		if damaged != nil {
+			s.setAside(seg, damaged)
+		} else if rerr := removeSegment(s.ev.jn.dir, seg.seq); rerr != nil {
 			s.log.Warn("could not delete a loaded journal segment; its rows are skipped when replayed", "err", rerr)
 		}
 	}
@@ -284,6 +328,14 @@ func (s *Store) loadOnce() error {
 			ld.segs[0] = loadSeg{}
 			ld.segs = ld.segs[1:]
 			ld.pending -= seg.rows
+			if seg.spilled {
+				ld.spilled -= seg.rows
+			} else {
+				ld.memRows -= seg.rows
+			}
+			if damaged != nil {
+				ld.lost += seg.rows - damaged.rows
+			}
 		}
 		ld.loadedID = max(ld.loadedID, seg.lastID)
 		ld.loadErr = nil
@@ -294,17 +346,63 @@ func (s *Store) loadOnce() error {
 	return err
 }
 
-// appendRecords appends the rows of journal record payloads (ids set) to
-// the events table in one transaction, decoding them row by row.
-func appendRecords(ctx context.Context, conn *sql.Conn, recs [][]byte) error {
-	return withAppender(ctx, conn, "events", func(a *duckdb.Appender) error {
-		i := 0
+// segmentRecords returns the records of a segment to load: held in
+// memory, or read back from its file once spilled. A spilled file that no
+// longer holds every row it was written with (damaged on disk; every
+// record in it was synced before it was acknowledged) gives its intact
+// records and damaged describing the file; the caller loads those and sets
+// the file aside. A missing file counts as damaged, without records.
+func (s *Store) segmentRecords(seg loadSeg) (recs [][]byte, damaged *segRecords, err error) {
+	if !seg.spilled {
+		return seg.recs, nil, nil
+	}
+	sr, err := readRecords(segmentPath(s.ev.jn.dir, seg.seq))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, &sr, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if sr.torn || sr.rows != seg.rows {
+		return sr.payloads, &sr, nil
+	}
+	return sr.payloads, nil, nil
+}
+
+// setAside keeps a damaged segment file beside the journal, renamed so that
+// no replay reads it again, and reports what it lacked.
+func (s *Store) setAside(seg loadSeg, d *segRecords) {
+	path := segmentPath(s.ev.jn.dir, seg.seq)
+	kept := path + damagedExt
+	if err := os.Rename(path, kept); err != nil {
+		kept = ""
+		if !errors.Is(err, os.ErrNotExist) {
+			s.log.Warn("could not set aside a damaged journal segment", "segment", path, "err", err)
+			if rerr := removeSegment(s.ev.jn.dir, seg.seq); rerr != nil {
+				s.log.Warn("could not delete a loaded journal segment; its rows are skipped when replayed", "err", rerr)
+			}
+		}
+	}
+	s.log.Error("journal segment damaged on disk: acknowledged events lost",
+		"segment", path, "kept_as", kept, "intact_bytes", d.intact, "events_loaded", d.rows, "events_lost", seg.rows-d.rows)
+}
+
+// appendRecords appends the rows of journal record payloads (ids set),
+// rows of cols values, to the events table in one transaction, decoding
+// them row by row; rows with an id up to afterID are skipped (DuckDB has
+// them). It returns how many rows it appended and the last one's id.
+func appendRecords(ctx context.Context, conn *sql.Conn, recs [][]byte, cols int, afterID uint64) (n int, lastID uint64, err error) {
+	err = withAppender(ctx, conn, "events", func(a *duckdb.Appender) error {
 		for _, rec := range recs {
-			if err := eachRow(rec, false, nil, func(row []driver.Value) error {
-				if err := a.AppendRow(row...); err != nil {
-					return fmt.Errorf("events[%d]: %w", i, err)
+			if err := eachRowCols(rec, cols, false, nil, func(row []driver.Value) error {
+				id, _ := row[colID].(uint64)
+				if id <= afterID {
+					return nil
 				}
-				i++
+				if err := a.AppendRow(row...); err != nil {
+					return fmt.Errorf("events[%d]: %w", n, err)
+				}
+				n, lastID = n+1, id
 				return nil
 			}); err != nil {
 				return err
@@ -312,19 +410,10 @@ func appendRecords(ctx context.Context, conn *sql.Conn, recs [][]byte) error {
 		}
 		return nil
 	})
-}
-
-// appendRows appends rows (ids already set) to the events table in one
-// transaction.
-func appendRows(ctx context.Context, conn *sql.Conn, rows [][]driver.Value) error {
-	return withAppender(ctx, conn, "events", func(a *duckdb.Appender) error {
-		for i, row := range rows {
-			if err := a.AppendRow(row...); err != nil {
-				return fmt.Errorf("events[%d]: %w", i, err)
-			}
-		}
-		return nil
-	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return n, lastID, nil
 }
 
 // openJournal replays the journal left by an earlier run (rows DuckDB
@@ -368,30 +457,33 @@ func (s *Store) openJournal(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("journal: %w", err)
 		}
+		// Each segment is replayed in its own transaction, one at a time,
+		// so a long backlog (spilled segments) never has to fit in memory;
+		// a crash during the replay leaves DuckDB with a prefix of the ids,
+		// which the next replay skips.
 		var paths []string
-		var replay [][]driver.Value
+		replayed := 0
 		for _, sg := range slices.Concat(segFiles(dir, legacy, legacyJournalExt, legacyEventCols), segFiles(dir, seqs, journalExt, eventCols)) {
 			paths = append(paths, sg.path)
-			rows, torn, err := readSegment(sg.path, sg.cols)
+			sr, err := readRecords(sg.path)
 			if err != nil {
 				return err
 			}
-			if torn {
-				s.log.Warn("journal segment ends in a torn record (a write cut short by a crash; it was never acknowledged)", "segment", sg.path)
+			if sr.torn {
+				s.log.Warn("journal segment ends in a torn record (a write cut short by a crash; it was never acknowledged)", "segment", sg.path, "intact_bytes", sr.intact)
 			}
-			for _, r := range rows {
-				if id, ok := r[colID].(uint64); ok && id > maxID {
-					replay = append(replay, r)
-					maxID = id
-				}
+			n, last, err := appendRecords(ctx, conn, sr.payloads, sg.cols, maxID)
+			if err != nil {
+				return fmt.Errorf("replay journal segment %s: %w", sg.path, err)
+			}
+			if n > 0 {
+				replayed += n
+				maxID = last
 			}
 			next = max(next, sg.seq+1)
 		}
-		if len(replay) > 0 {
-			if err := appendRows(ctx, conn, replay); err != nil {
-				return fmt.Errorf("replay %d journaled events: %w", len(replay), err)
-			}
-			s.log.Info("replayed journaled events into the event store", "events", len(replay))
+		if replayed > 0 {
+			s.log.Info("replayed journaled events into the event store", "events", replayed)
 			s.ev.nextID = maxID + 1
 			s.ev.ld.loadedID, s.ev.ld.lastID = maxID, maxID
 		}

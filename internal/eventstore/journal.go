@@ -1,13 +1,11 @@
 package eventstore
 
 import (
-	"bufio"
 	"database/sql/driver"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -50,6 +48,10 @@ const (
 	legacyJournalExt = ".evj"
 	legacyEventCols  = eventCols - 1
 )
+
+// damagedExt is appended to the name of a spilled segment that the loader
+// found damaged when it read it back: kept for inspection, never replayed.
+const damagedExt = ".damaged"
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
@@ -350,48 +352,48 @@ func eachRowCols(p []byte, cols int, own bool, start func(n int), fn func(row []
 	return nil
 }
 
-// readSegment returns the rows of every intact record of a segment, in
-// order, and whether the segment ended in a torn record.
-func readSegment(path string, cols int) (rows [][]driver.Value, torn bool, err error) {
-	f, err := os.Open(path)
+// segRecords is what readRecords found in a segment file.
+type segRecords struct {
+	payloads [][]byte // every intact record's payload, in order
+	rows     int      // the rows they hold
+	// torn says the file does not end with an intact record; intact is
+	// the byte offset where the intact records end.
+	torn   bool
+	intact int64
+}
+
+// readRecords reads a segment file whole and returns the payloads of its
+// intact records, which share one buffer; reading stops at the first
+// record cut short or failing its checksum.
+func readRecords(path string) (segRecords, error) {
+	var sr segRecords
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, false, fmt.Errorf("journal: %w", err)
+		return sr, fmt.Errorf("journal: %w", err)
 	}
-	defer f.Close()
-	r := bufio.NewReaderSize(f, 1<<20)
-	var hdr [8]byte
-	var payload []byte
-	for {
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			if err == io.EOF {
-				return rows, false, nil
-			}
-			if err == io.ErrUnexpectedEOF {
-				return rows, true, nil
-			}
-			return rows, false, fmt.Errorf("journal: read %s: %w", path, err)
+	for len(b) > 0 {
+		if len(b) < 8 {
+			sr.torn = true
+			return sr, nil
 		}
-		n := binary.LittleEndian.Uint32(hdr[0:])
-		sum := binary.LittleEndian.Uint32(hdr[4:])
-		if cap(payload) < int(n) {
-			payload = make([]byte, n)
+		n := binary.LittleEndian.Uint32(b[0:])
+		sum := binary.LittleEndian.Uint32(b[4:])
+		if uint64(n) > uint64(len(b)-8) {
+			sr.torn = true
+			return sr, nil
 		}
-		payload = payload[:n]
-		if _, err := io.ReadFull(r, payload); err != nil {
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				return rows, true, nil
-			}
-			return rows, false, fmt.Errorf("journal: read %s: %w", path, err)
+		payload := b[8 : 8+n : 8+n]
+		rows, k := binary.Uvarint(payload)
+		if crc32.Checksum(payload, crcTable) != sum || k <= 0 {
+			sr.torn = true
+			return sr, nil
 		}
-		if crc32.Checksum(payload, crcTable) != sum {
-			return rows, true, nil
-		}
-		rec, err := decodeRecord(payload, cols)
-		if err != nil {
-			return rows, true, nil
-		}
-		rows = append(rows, rec...)
+		sr.payloads = append(sr.payloads, payload)
+		sr.rows += int(rows)
+		sr.intact += 8 + int64(n)
+		b = b[8+n:]
 	}
+	return sr, nil
 }
 
 // rowBoxes holds the values of a borrowed row (eachRowCols without own)

@@ -1,15 +1,20 @@
 package eventstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql/driver"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,11 +23,15 @@ import (
 
 // crash closes s the way a crash would leave it: the events acknowledged
 // but not yet loaded exist only in the journal.
-func crash(t *testing.T, s *Store) {
+// A stalled loader (stalledLoader) is released before the close.
+func crash(t *testing.T, s *Store, release ...func()) {
 	t.Helper()
 	s.ev.lmu.Lock()
-	s.ev.ld.segs, s.ev.ld.cur, s.ev.ld.pending = nil, loadSeg{}, 0
+	s.ev.ld.segs, s.ev.ld.cur, s.ev.ld.pending, s.ev.ld.memRows, s.ev.ld.spilled = nil, loadSeg{}, 0, 0, 0
 	s.ev.lmu.Unlock()
+	for _, r := range release {
+		r()
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -162,11 +171,21 @@ func TestJournalReplaySkipsLoaded(t *testing.T) {
 	}
 }
 
-// TestJournalBackPressure: with a small MaxPending, many concurrent
+// TestJournalBackPressure: with a small MaxBacklog (on disk, segments
+// spilled beyond MaxPending) or MaxPending (in memory), many concurrent
 // writers neither deadlock nor lose rows, and the loader never falls far
 // behind.
 func TestJournalBackPressure(t *testing.T) {
-	s := openTest(t, Options{LoadRows: 100, LoadEvery: time.Hour, MaxPending: 150})
+	t.Run("disk", func(t *testing.T) {
+		testBackPressure(t, Options{LoadRows: 100, LoadEvery: time.Hour, MaxPending: 150, MaxBacklog: 400})
+	})
+	t.Run("memory", func(t *testing.T) {
+		testBackPressure(t, Options{Path: ":memory:", LoadRows: 100, LoadEvery: time.Hour, MaxPending: 150})
+	})
+}
+
+func testBackPressure(t *testing.T, o Options) {
+	s := openTest(t, o)
 	ctx := context.Background()
 	errs := make(chan error, 8)
 	for w := range 8 {
@@ -398,5 +417,154 @@ func TestJournalBorrowedRows(t *testing.T) {
 	})
 	if allocs > 4 {
 		t.Errorf("decoding %d borrowed rows made %.0f allocations; want a few per record, none per row", len(want), allocs)
+	}
+}
+
+// stalledLoader opens a store on disk whose loader waits, before each
+// load, until the returned function is called.
+func stalledLoader(t *testing.T, o Options) (*Store, func()) {
+	t.Helper()
+	gate := make(chan struct{})
+	o.beforeLoad = func() { <-gate }
+	s := openTest(t, o)
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(release) // before Close, which waits for the loader
+	return s, release
+}
+
+// appendStalled appends 10 records of 45 events (n 0…449) while the loader
+// is stalled and checks that no call was paced: with LoadRows 100 they
+// fill three closed segments of 135 events and leave 45 in the open one.
+func appendStalled(t *testing.T, s *Store) []event.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var all []event.Event
+	for i := range 10 {
+		evs := journalEvents(45, i*45)
+		if _, err := s.AppendEvents(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, evs...)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("an append was paced although the backlog was under MaxBacklog")
+	}
+	return all
+}
+
+// TestJournalSpillsToDisk: while the loader is behind by more than
+// MaxPending, closed segments are dropped from memory (spilled) instead of
+// pacing the writers; the loader reads them back from their files, and
+// every event arrives intact.
+func TestJournalSpillsToDisk(t *testing.T) {
+	s, release := stalledLoader(t, Options{LoadRows: 100, LoadEvery: time.Hour, MaxPending: 150, MaxBacklog: 1 << 20})
+	ctx := context.Background()
+	want := appendStalled(t, s)
+	if n := s.UnloadedEvents(); n != 450 {
+		t.Fatalf("unloaded = %d, want 450", n)
+	}
+	// The first closed segment fits in MaxPending; the next two do not.
+	if n := s.SpilledEvents(); n != 270 {
+		t.Fatalf("spilled = %d, want 270 (segments 2 and 3)", n)
+	}
+	s.ev.lmu.Lock()
+	held := 0
+	for _, sg := range s.ev.ld.segs {
+		held += len(sg.recs)
+	}
+	memRows := s.ev.ld.memRows
+	s.ev.lmu.Unlock()
+	if held != 3 || memRows != 180 {
+		t.Fatalf("records held in memory = %d (%d rows), want 3 (the first segment's) and 180 rows with the open one", held, memRows)
+	}
+
+	release()
+	if n, err := s.EventCount(ctx); err != nil || n != 450 {
+		t.Fatalf("count = %d, %v; want 450", n, err)
+	}
+	if n := s.SpilledEvents(); n != 0 {
+		t.Fatalf("spilled after loading = %d", n)
+	}
+	// An event of a spilled segment reads back as it was appended.
+	got, _, err := s.SearchEvents(ctx, EventQuery{Where: mustParse(t, "n:300"), Limit: 10})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("event 300: %v, %v", got, err)
+	}
+	w := want[300]
+	if !reflect.DeepEqual(got[0].Fields, w.Fields) || got[0].Raw != w.Raw || !got[0].Time.Equal(w.Time) {
+		t.Fatalf("event 300 read back\n got %+v\nwant %+v", got[0], w)
+	}
+	if seqs, _ := segments(s.o.Path + ".journal"); len(seqs) != 1 {
+		t.Fatalf("segments = %v, want only the open one", seqs)
+	}
+}
+
+// TestJournalSpilledReplay: spilled segments are files like any other: a
+// crash before they are loaded replays them.
+func TestJournalSpilledReplay(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.duckdb")
+	s, release := stalledLoader(t, Options{Path: path, LoadRows: 100, LoadEvery: time.Hour, MaxPending: 150, MaxBacklog: 1 << 20})
+	appendStalled(t, s)
+	if n := s.SpilledEvents(); n != 270 {
+		t.Fatalf("spilled = %d, want 270", n)
+	}
+	// The loader, stalled in its first load, may still load the first
+	// segment once released; crash forgets the rest.
+	crash(t, s, release)
+	s2 := openTest(t, Options{Path: path})
+	if n, err := s2.EventCount(context.Background()); err != nil || n != 450 {
+		t.Fatalf("count after replay = %d, %v; want 450", n, err)
+	}
+}
+
+// TestJournalDamagedSpill: a spilled segment damaged on disk before the
+// loader reads it back loses only what is damaged: the intact records
+// before it load, the file is kept aside, the loss is counted, and the
+// store goes on.
+func TestJournalDamagedSpill(t *testing.T) {
+	var logs bytes.Buffer
+	s, release := stalledLoader(t, Options{LoadRows: 100, LoadEvery: time.Hour, MaxPending: 150, MaxBacklog: 1 << 20,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	ctx := context.Background()
+	appendStalled(t, s)
+	dir := s.o.Path + ".journal"
+	seqs, err := segments(dir)
+	if err != nil || len(seqs) != 4 {
+		t.Fatalf("segments = %v, %v; want 3 closed and the open one", seqs, err)
+	}
+	// Segment 2 (spilled) holds records of 45 events each: flip a byte in
+	// its second record's payload.
+	seg := segmentPath(dir, seqs[1])
+	b, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := 8 + int(binary.LittleEndian.Uint32(b))
+	b[first+8+20] ^= 0xff
+	if err := os.WriteFile(seg, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	release()
+	if n, err := s.EventCount(ctx); err != nil || n != 450-90 {
+		t.Fatalf("count = %d, %v; want 360 (two damaged records of 45 lost)", n, err)
+	}
+	if n := s.LostEvents(); n != 90 {
+		t.Fatalf("lost = %d, want 90", n)
+	}
+	if _, err := os.Stat(seg + damagedExt); err != nil {
+		t.Fatalf("damaged segment not kept: %v", err)
+	}
+	if !strings.Contains(logs.String(), "events_lost=90") || !strings.Contains(logs.String(), "intact_bytes="+strconv.Itoa(first)) {
+		t.Fatalf("log does not report the loss with its offset:\n%s", logs.String())
+	}
+	// The store goes on.
+	if _, err := s.AppendEvents(ctx, journalEvents(5, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.EventCount(ctx); err != nil || n != 365 {
+		t.Fatalf("count after more appends = %d, %v", n, err)
 	}
 }

@@ -16,6 +16,8 @@
 # Usage: bench/soc-e2e.sh   (env: DURATION=60s HALF_RATE=50000 CONNECTIONS=4
 #                            FRAMING=octet RULES=120 MARK_EVERY=250ms BUILD=1 BIN RSYSLOG=1
 #                            LOAD_ROWS=0, the default; 122880 for whole row groups;
+#                            THREADS=0, DuckDB's threads (the default, 2);
+#                            MAX_BACKLOG=0, eventstore.max_backlog (the default);
 #                            THROUGHPUT=0 skips phase 1, e.g. for a latency run at a
 #                            rate the server sustains: THROUGHPUT=0 RSYSLOG=0 HALF_RATE=15000)
 # Loopback only; every process started here is killed on exit.
@@ -56,6 +58,8 @@ cat >"$WORK/nocsoc.yaml" <<YAML
 server:
   eventstore:
     load_rows: ${LOAD_ROWS:-0}
+    threads: ${THREADS:-0}
+    max_backlog: ${MAX_BACKLOG:-0}
 inputs:
   syslog:
     - {name: syslog-tcp, protocol: tcp, listen: 127.0.0.1:$SYSLOG_PORT}
@@ -113,6 +117,9 @@ sleep 3; e2=$(events_total)
 echo "server: accepted_in_window=$((e1 - e0)) window_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}') events_per_s=$(awk -v e=$((e1 - e0)) -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", e/(b-a)}') total_after_drain=$e2 cpu_cores=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", c/hz/(b-a)}')"
 echo "server: rss_max_sampled_mb=$(($(cat "$WORK/rss.max" 2>/dev/null || echo 0) / 1024)) vmhwm_mb=$(($(status_kb "$SPID" VmHWM) / 1024)) rss_now_mb=$(($(status_kb "$SPID" VmRSS) / 1024)) load1_before=$l0 load1_after=$l1"
 grep -c 'level=ERROR' "$WORK/server.log" | sed 's/^/server log errors: /'
+# How long the loader takes to empty the backlog once the input stops
+# (counted from 3 s after the window).
+wait_loaded 300
 grep 'level=ERROR' "$WORK/server.log" | sed 's/^time=[^ ]* //' | cut -c1-200 | sort | uniq -c | sort -rn | head -5 || true
 fi
 

@@ -251,9 +251,12 @@ const PendingSlack = 114688
 
 // DefaultMaxBacklog is how many acknowledged events may wait for the
 // loader, in memory and spilled to the journal's files together, before
-// writers are paced: about 300 MB of journal, and a minute of input
-// beyond what the loader keeps up with at 50,000 events/s on 2 cores.
-const DefaultMaxBacklog = 1 << 20
+// writers are paced: about 300 MB of journal (some 600 bytes an event),
+// and half a minute or more of input beyond what the loader keeps up with
+// at 50,000 events/s on 2 cores. A search waits for the whole backlog, so
+// it is also what bounds that wait (about 10 s on 2 cores once the input
+// stops, docs/BENCHMARKS.md).
+const DefaultMaxBacklog = 1 << 19
 
 // Open opens (creating if needed) the store and brings its schema up to date.
 func Open(ctx context.Context, o Options) (*Store, error) {

@@ -518,11 +518,20 @@ func (s *Store) commitEventGroup(group []*appendReq) {
 		n += len(r.rowAt)
 		parts[k] = r.enc
 	}
+	seq := s.ev.jn.seq
 	payload, err := s.ev.jn.commit(n, parts)
 	if err != nil {
 		// Nothing of the group is acknowledged; the ids are not reused, so
 		// a partly written record that a restart replays cannot collide.
 		s.ev.nextID = id
+		if s.ev.jn.seq != seq {
+			// The journal moved to a new file to leave the damaged write
+			// behind: the open segment's rows are now in two files, so its
+			// records must stay in memory (pinned, never spilled).
+			s.ev.lmu.Lock()
+			s.ev.ld.cur.pinned = true
+			s.ev.lmu.Unlock()
+		}
 		for _, r := range group {
 			r.err, r.ids = err, nil
 		}

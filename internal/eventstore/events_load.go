@@ -51,6 +51,7 @@ type loadSeg struct {
 	seq     uint64
 	recs    [][]byte
 	spilled bool // recs were dropped: the loader reads the segment file
+	pinned  bool // its rows span two files (journal.commit): never spilled
 	rows    int
 	lastID  uint64    // the id of its last row
 	firstAt time.Time // when its first record was committed
@@ -147,7 +148,7 @@ func (s *Store) closeSegmentLocked() error {
 		return err
 	}
 	ld.cur.seq = old
-	if s.ev.jn.dir != "" && ld.memRows > s.o.MaxPending {
+	if s.ev.jn.dir != "" && ld.memRows > s.o.MaxPending && !ld.cur.pinned {
 		ld.cur.recs, ld.cur.spilled = nil, true
 		ld.memRows -= ld.cur.rows
 		ld.spilled += ld.cur.rows
@@ -363,7 +364,9 @@ func (s *Store) segmentRecords(seg loadSeg) (recs [][]byte, damaged *segRecords,
 	if err != nil {
 		return nil, nil, err
 	}
-	if sr.torn || sr.rows != seg.rows {
+	if sr.rows < seg.rows {
+		// (A torn end after all of its rows is a write that failed and
+		// was never acknowledged.)
 		return sr.payloads, &sr, nil
 	}
 	return sr.payloads, nil, nil

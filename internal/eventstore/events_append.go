@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,9 +82,75 @@ type eventWriter struct {
 // rowBuilder encodes events as journal rows (journal.go). It keeps its
 // scratch buffers between events and, pooled, between calls.
 type rowBuilder struct {
-	keys []string
-	buf  []byte
-	enc  []byte // AppendEventsUnpaced's rows
+	kvs []fieldKV
+	buf []byte
+	enc []byte // AppendEventsUnpaced's rows
+}
+
+// fieldKV is one field of an event being encoded.
+type fieldKV struct {
+	k string
+	v any
+}
+
+// Slots of fieldSlots: the promoted fields first (their index in
+// promoted), then message and the fields the packed column derives.
+const (
+	slotMessage = len(promoted) + iota
+	slotSyslogPri
+	slotSeverityCode
+	slotSeverityName
+	slotFacilityCode
+	slotFacilityName
+	slotProcID
+	slotProcessPID
+	slotInputName
+	slotURLOriginal
+	numSlots
+)
+
+// fieldSlots holds the values of the fields encode treats specially,
+// noted in the one pass over an event's fields.
+type fieldSlots struct {
+	val [numSlots]any
+	has [numSlots]bool
+}
+
+// slotOf is the slot of field name k, or -1.
+func slotOf(k string) int {
+	if i := promotedIndex(k); i >= 0 {
+		return i
+	}
+	switch k {
+	case "message":
+		return slotMessage
+	case fSyslogPri:
+		return slotSyslogPri
+	case fSeverityCode:
+		return slotSeverityCode
+	case fSeverityName:
+		return slotSeverityName
+	case fFacilityCode:
+		return slotFacilityCode
+	case fFacilityName:
+		return slotFacilityName
+	case fProcID:
+		return slotProcID
+	case fProcessPID:
+		return slotProcessPID
+	case fInputName:
+		return slotInputName
+	case fURLOriginal:
+		return slotURLOriginal
+	}
+	return -1
+}
+
+// note records field k = v if it has a slot.
+func (fs *fieldSlots) note(k string, v any) {
+	if i := slotOf(k); i >= 0 {
+		fs.val[i], fs.has[i] = v, true
+	}
 }
 
 var rowBuilders = sync.Pool{New: func() any { return new(rowBuilder) }}
@@ -112,7 +179,19 @@ func (rb *rowBuilder) encode(b []byte, e *event.Event, received time.Time) ([]by
 		consumed    [len(promoted)]bool
 		hashes      [2]int64
 		hashed      [2]bool
+		fs          fieldSlots
 	)
+	// One pass over the fields: every one is kept for the JSON below, and
+	// those encode treats specially are noted, so that no field is looked
+	// up in the map.
+	rb.kvs = rb.kvs[:0]
+	for k, v := range e.Fields {
+		if f, ok := v.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
+			return b, fmt.Errorf("Fields[%q]: %v is not a JSON number", k, f)
+		}
+		fs.note(k, v)
+		rb.kvs = append(rb.kvs, fieldKV{k, v})
+	}
 	b = append(b, tagID, 0, 0, 0, 0, 0, 0, 0, 0) // idSize bytes: putID fills it
 	b = encTime(b, e.Time)
 	b = encTime(b, received)
@@ -120,13 +199,19 @@ func (rb *rowBuilder) encode(b []byte, e *event.Event, received time.Time) ([]by
 	b = encNullStr(b, e.Input)
 	raw := validUTF8(e.Raw)
 	msg := raw
-	if m, ok := e.Fields["message"].(string); ok {
-		msg = validUTF8(m)
+	if m, ok := fs.val[slotMessage].(string); ok {
+		// The message is usually the end of the raw line: valid already
+		// when raw was and it starts at a character (raw may have been
+		// replaced above, so it is compared with the replacement).
+		if !(len(m) > 0 && len(m) <= len(raw) && raw[len(raw)-len(m):] == m && utf8.RuneStart(m[0])) {
+			m = validUTF8(m)
+		}
+		msg = m
 		consumedMsg = true
 	}
 	b = encStr(b, msg)
 	for i, p := range promoted {
-		v, ok := e.Fields[p.field]
+		v, ok := fs.val[i], fs.has[i]
 		if !ok || v == nil {
 			b = append(b, tagNil)
 			if p.ipKey != "" {
@@ -180,36 +265,33 @@ func (rb *rowBuilder) encode(b []byte, e *event.Event, received time.Time) ([]by
 		}
 	}
 	// fields: the rest as JSON, less what packed derives.
-	packed := derivedBits(e, consumed[urlPathIndex])
-	rb.keys = rb.keys[:0]
-	for k, v := range e.Fields {
-		if f, ok := v.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
-			return b, fmt.Errorf("Fields[%q]: %v is not a JSON number", k, f)
-		}
-		if k == "message" && consumedMsg {
+	packed := fs.derivedBits(e.Input, consumed[urlPathIndex])
+	kvs := rb.kvs[:0]
+	for _, kv := range rb.kvs {
+		if kv.k == "message" && consumedMsg {
 			continue
 		}
-		if i := promotedIndex(k); i >= 0 && consumed[i] {
+		if i := promotedIndex(kv.k); i >= 0 && consumed[i] {
 			continue
 		}
-		if derivedField(k, packed) {
+		if derivedField(kv.k, packed) {
 			continue
 		}
-		rb.keys = append(rb.keys, k)
+		kvs = append(kvs, kv)
 	}
-	if len(rb.keys) == 0 {
+	if len(kvs) == 0 {
 		b = append(b, tagNil)
 	} else {
-		slices.Sort(rb.keys)
+		slices.SortFunc(kvs, func(x, y fieldKV) int { return strings.Compare(x.k, y.k) })
 		j := append(rb.buf[:0], '{')
-		for i, k := range rb.keys {
+		for i, kv := range kvs {
 			if i > 0 {
 				j = append(j, ',')
 			}
-			j = appendJSONString(j, k)
+			j = appendJSONString(j, kv.k)
 			j = append(j, ':')
 			var err error
-			if j, err = appendJSONValue(j, e.Fields[k]); err != nil {
+			if j, err = appendJSONValue(j, kv.v); err != nil {
 				return b, fmt.Errorf("Fields: %w", err)
 			}
 		}
@@ -327,6 +409,11 @@ func appendJSONValue(b []byte, v any) ([]byte, error) {
 // appendJSONFloat formats like encoding/json (ES6 number formatting).
 func appendJSONFloat(b []byte, f float64) []byte {
 	abs := math.Abs(f)
+	if abs < 1e15 && f == math.Trunc(f) && (f != 0 || !math.Signbit(f)) {
+		// An integer (ports, pids, sizes, codes: most numbers events
+		// carry) prints the same digits, without the float formatting.
+		return strconv.AppendInt(b, int64(f), 10)
+	}
 	format := byte('f')
 	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
 		format = 'e'

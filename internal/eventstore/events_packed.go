@@ -65,33 +65,42 @@ const (
 // identical, in type and value. urlPathStored says url.path went to its
 // column.
 func derivedBits(e *event.Event, urlPathStored bool) int32 {
+	var fs fieldSlots
+	for k, v := range e.Fields {
+		fs.note(k, v)
+	}
+	return fs.derivedBits(e.Input, urlPathStored)
+}
+
+// derivedBits is derivedBits for an event whose fields fs noted; input is
+// its Input.
+func (fs *fieldSlots) derivedBits(input string, urlPathStored bool) int32 {
 	var bits int32
-	f := e.Fields
-	if p, ok := f[fSyslogPri].(float64); ok && p >= 0 && p <= maxSyslogPri && p == math.Trunc(p) {
+	if p, ok := fs.val[slotSyslogPri].(float64); ok && p >= 0 && p <= maxSyslogPri && p == math.Trunc(p) {
 		pi := int(p)
 		sev, fac := pi%8, pi/8
-		if sc, ok := f[fSeverityCode].(float64); ok && sc == float64(sev) &&
-			f[fSeverityName] == event.SyslogSeverityNames[sev] {
-			if fc, ok := f[fFacilityCode].(float64); ok && fc == float64(fac) &&
-				f[fFacilityName] == event.SyslogFacilityNames[fac] {
+		if sc, ok := fs.val[slotSeverityCode].(float64); ok && sc == float64(sev) &&
+			fs.val[slotSeverityName] == event.SyslogSeverityNames[sev] {
+			if fc, ok := fs.val[slotFacilityCode].(float64); ok && fc == float64(fac) &&
+				fs.val[slotFacilityName] == event.SyslogFacilityNames[fac] {
 				bits |= packSyslogPri
 			}
 		}
 	}
-	if id, ok := f[fProcID].(string); ok {
+	if id, ok := fs.val[slotProcID].(string); ok {
 		var digits [20]byte // compared without allocating: this runs for every event
-		if pid, ok := f[fProcessPID].(float64); ok && pid >= 0 && pid <= maxDerivedPID && pid == math.Trunc(pid) &&
+		if pid, ok := fs.val[slotProcessPID].(float64); ok && pid >= 0 && pid <= maxDerivedPID && pid == math.Trunc(pid) &&
 			id == string(strconv.AppendUint(digits[:0], uint64(pid), 10)) {
 			bits |= packProcID
 		}
 	}
-	if e.Input != "" {
-		if n, ok := f[fInputName].(string); ok && n == e.Input && n == validUTF8(n) {
+	if input != "" {
+		if n, ok := fs.val[slotInputName].(string); ok && n == input && n == validUTF8(n) {
 			bits |= packInputName
 		}
 	}
 	if urlPathStored {
-		if u, ok := f[fURLOriginal].(string); ok && u == f[fURLPath] {
+		if u, ok := fs.val[slotURLOriginal].(string); ok && u == fs.val[urlPathIndex] {
 			bits |= packURLOriginal
 		}
 	}

@@ -5,8 +5,11 @@
 #  1. throughput: `nocsoc loadgen syslog --rate 0` for DURATION; accepted
 #     events/s from the server's nocsoc_ingest_events_total (GET /metrics),
 #     RSS (VmRSS sampled, VmHWM) and CPU from /proc. Target >= 100,000/s,
-#     RSS < 1 GB.
-#  2. latency: at HALF_RATE (default 50,000/s), a marked 10-failure SSH
+#     RSS < 1 GB. Accepted events are durable in the journal; loaded_per_s
+#     is accepted less the growth of the loader's backlog
+#     (nocsoc_eventstore_unloaded_events): what reached DuckDB. Then it
+#     waits for the backlog to drain and prints how long that took.
+#  2. latency (after the backlog has drained): at HALF_RATE (default 50,000/s), a marked 10-failure SSH
 #     brute-force burst every MARK_EVERY from a fresh 2001:db8:ffff::/48
 #     address; loadgen's built-in webhook receiver (the alert route for
 #     team soc posts there) gives send(10th failure) -> alert delivery

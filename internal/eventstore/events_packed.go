@@ -61,19 +61,9 @@ const (
 )
 
 // derivedBits reports which of the packSyslogPri … packURLOriginal
-// derivations hold for e exactly: the derived value would read back
-// identical, in type and value. urlPathStored says url.path went to its
-// column.
-func derivedBits(e *event.Event, urlPathStored bool) int32 {
-	var fs fieldSlots
-	for k, v := range e.Fields {
-		fs.note(k, v)
-	}
-	return fs.derivedBits(e.Input, urlPathStored)
-}
-
-// derivedBits is derivedBits for an event whose fields fs noted; input is
-// its Input.
+// derivations hold exactly for an event whose fields fs noted (input is
+// its Input): the derived value would read back identical, in type and
+// value. urlPathStored says url.path went to its column.
 func (fs *fieldSlots) derivedBits(input string, urlPathStored bool) int32 {
 	var bits int32
 	if p, ok := fs.val[slotSyslogPri].(float64); ok && p >= 0 && p <= maxSyslogPri && p == math.Trunc(p) {

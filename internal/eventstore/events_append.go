@@ -10,9 +10,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,15 +80,15 @@ type eventWriter struct {
 // rowBuilder encodes events as journal rows (journal.go). It keeps its
 // scratch buffers between events and, pooled, between calls.
 type rowBuilder struct {
-	kvs []fieldKV
 	buf []byte
 	enc []byte // AppendEventsUnpaced's rows
 }
 
-// fieldKV is one field of an event being encoded.
+// fieldKV is one field of an event being encoded, with its slot (slotOf).
 type fieldKV struct {
-	k string
-	v any
+	k    string
+	v    any
+	slot int
 }
 
 // Slots of fieldSlots: the promoted fields first (their index in
@@ -146,10 +144,39 @@ func slotOf(k string) int {
 	return -1
 }
 
-// note records field k = v if it has a slot.
-func (fs *fieldSlots) note(k string, v any) {
-	if i := slotOf(k); i >= 0 {
+// note records field k = v if it has a slot, and returns the slot.
+func (fs *fieldSlots) note(k string, v any) int {
+	i := slotOf(k)
+	if i >= 0 {
 		fs.val[i], fs.has[i] = v, true
+	}
+	return i
+}
+
+// derivedSlot reports whether the field of slot i is left out of the
+// fields JSON under bits.
+func derivedSlot(i int, bits int32) bool {
+	switch i {
+	case slotSeverityCode, slotSeverityName, slotFacilityCode, slotFacilityName:
+		return bits&packSyslogPri != 0
+	case slotProcID:
+		return bits&packProcID != 0
+	case slotInputName:
+		return bits&packInputName != 0
+	case slotURLOriginal:
+		return bits&packURLOriginal != 0
+	}
+	return false
+}
+
+// sortFields sorts fields by name. An event has a few dozen at most, so
+// an insertion sort comparing the names directly beats a general sort's
+// calls through a comparison function.
+func sortFields(kvs []fieldKV) {
+	for i := 1; i < len(kvs); i++ {
+		for j := i; j > 0 && kvs[j].k < kvs[j-1].k; j-- {
+			kvs[j], kvs[j-1] = kvs[j-1], kvs[j]
+		}
 	}
 }
 
@@ -180,17 +207,20 @@ func (rb *rowBuilder) encode(b []byte, e *event.Event, received time.Time) ([]by
 		hashes      [2]int64
 		hashed      [2]bool
 		fs          fieldSlots
+		// On the stack (unless an event has more fields): filling and
+		// sorting a heap slice of strings and interfaces costs a GC write
+		// barrier for every pointer stored while the collector runs.
+		stack [64]fieldKV
 	)
 	// One pass over the fields: every one is kept for the JSON below, and
 	// those encode treats specially are noted, so that no field is looked
 	// up in the map.
-	rb.kvs = rb.kvs[:0]
+	all := stack[:0]
 	for k, v := range e.Fields {
 		if f, ok := v.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
 			return b, fmt.Errorf("Fields[%q]: %v is not a JSON number", k, f)
 		}
-		fs.note(k, v)
-		rb.kvs = append(rb.kvs, fieldKV{k, v})
+		all = append(all, fieldKV{k, v, fs.note(k, v)})
 	}
 	b = append(b, tagID, 0, 0, 0, 0, 0, 0, 0, 0) // idSize bytes: putID fills it
 	b = encTime(b, e.Time)
@@ -266,15 +296,13 @@ func (rb *rowBuilder) encode(b []byte, e *event.Event, received time.Time) ([]by
 	}
 	// fields: the rest as JSON, less what packed derives.
 	packed := fs.derivedBits(e.Input, consumed[urlPathIndex])
-	kvs := rb.kvs[:0]
-	for _, kv := range rb.kvs {
-		if kv.k == "message" && consumedMsg {
-			continue
-		}
-		if i := promotedIndex(kv.k); i >= 0 && consumed[i] {
-			continue
-		}
-		if derivedField(kv.k, packed) {
+	kvs := all[:0]
+	for _, kv := range all {
+		switch {
+		case kv.slot < 0:
+		case kv.slot == slotMessage && consumedMsg,
+			kv.slot < len(promoted) && consumed[kv.slot],
+			derivedSlot(kv.slot, packed):
 			continue
 		}
 		kvs = append(kvs, kv)
@@ -282,7 +310,7 @@ func (rb *rowBuilder) encode(b []byte, e *event.Event, received time.Time) ([]by
 	if len(kvs) == 0 {
 		b = append(b, tagNil)
 	} else {
-		slices.SortFunc(kvs, func(x, y fieldKV) int { return strings.Compare(x.k, y.k) })
+		sortFields(kvs)
 		j := append(rb.buf[:0], '{')
 		for i, kv := range kvs {
 			if i > 0 {

@@ -97,22 +97,6 @@ func (fs *fieldSlots) derivedBits(input string, urlPathStored bool) int32 {
 	return bits
 }
 
-// derivedField reports whether field k is left out of the fields JSON
-// under bits.
-func derivedField(k string, bits int32) bool {
-	switch k {
-	case fSeverityCode, fSeverityName, fFacilityCode, fFacilityName:
-		return bits&packSyslogPri != 0
-	case fProcID:
-		return bits&packProcID != 0
-	case fInputName:
-		return bits&packInputName != 0
-	case fURLOriginal:
-		return bits&packURLOriginal != 0
-	}
-	return false
-}
-
 // splitRaw returns what the raw column stores for raw and the bit that
 // says how (packRawSuffix or packRawIsMessage), or raw and 0. msg is the
 // message column's value, fromRaw whether it holds raw.

@@ -38,7 +38,7 @@ const (
 	// LoaderNice is the nice value of the loader's thread (Linux). DuckDB's
 	// append and its checkpoints run on that thread; at the lower priority
 	// they yield the CPU to reading, detection and alerting when these
-	// need it and take whatever is left, while back-pressure (PendingSlack)
+	// need it and take whatever is left, while back-pressure (MaxBacklog)
 	// still makes the inputs wait for a loader that falls too far behind.
 	// At 40,000 events/s on 2 cores this roughly halved the event-to-alert
 	// p99 with no loss of throughput at full load (docs/BENCHMARKS.md).

@@ -118,11 +118,18 @@ func litScore(ls []lit) int {
 	for _, l := range ls {
 		anchored = anchored && l.anchored
 	}
-	if anchored && minLen >= 3 {
+	switch {
+	case anchored && minLen >= 5:
 		// Prefer short fields (Image, OriginalFileName) over long ones
 		// (CommandLine): scanning is lazy, so a field nobody needs is
 		// never scanned.
 		score += 3000
+	case anchored:
+		// A whole value of three or four characters is a category (an
+		// HTTP method, "GET"), found in most events of its kind: choosing
+		// it would evaluate the rule on all of them. Among literals as
+		// short, those found inside a value ("={{") are rarer.
+		score -= 500
 	}
 	return score
 }

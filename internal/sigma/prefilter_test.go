@@ -114,3 +114,75 @@ detection:
 		}
 	}
 }
+
+// TestPrefilterPrefersRareLiterals checks which literals the prefilter
+// keys a rule on, by counting evaluations: a whole value of three or four
+// characters (an HTTP method) is in most events of its kind, so a rule
+// that also has keywords is keyed on these; a longer whole value (an image
+// name) is still preferred to text searched inside a long field.
+func TestPrefilterPrefersRareLiterals(t *testing.T) {
+	src := `title: template injection
+id: web1
+logsource: {category: webserver}
+detection:
+  select_method: {cs-method: GET}
+  keywords: ['={{', '=${', 'freemarker.template.utility.Execute']
+  filter: {sc-status: 404}
+  condition: select_method and keywords and not filter
+---
+title: method only
+id: web2
+logsource: {category: webserver}
+detection:
+  sel: {cs-method: PUT}
+  condition: sel
+---
+title: image and command line
+id: win1
+logsource: {product: windows, category: process_creation}
+detection:
+  sel: {Image|endswith: '\cmd.exe', CommandLine|contains: 'whoami'}
+  condition: sel
+`
+	rules, errs := ParseRule("t.yml", []byte(src))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	web := func(method, uri string, status float64) MapEvent {
+		return MapEvent{"event.category": "web", "http.request.method": method, "url.original": uri,
+			"http.response.status_code": status, "message": method + " " + uri}
+	}
+	win := func(image, cmd string) MapEvent {
+		return MapEvent{"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 1.0, "Image": image, "CommandLine": cmd}
+	}
+	tests := []struct {
+		name  string
+		ev    MapEvent
+		want  string
+		evals uint64
+	}{
+		{"GET without keywords: not evaluated", web("GET", "/index.html?q=1", 200), "", 0},
+		{"GET with a keyword", web("GET", "/p?name={{7*7}}", 200), "web1", 1},
+		{"POST with a keyword", web("POST", "/p?name={{7*7}}", 200), "", 1},
+		{"GET with a keyword, 404", web("GET", "/p?name=${x}", 404), "", 1},
+		{"a rule keyed on a method alone", web("PUT", "/upload", 201), "web2", 1},
+		{"command line alone: not evaluated", win(`C:\Windows\powershell.exe`, "whoami /all"), "", 0},
+		{"image and command line", win(`C:\Windows\System32\cmd.exe`, "cmd /c whoami"), "win1", 1},
+	}
+	for i, tc := range tests {
+		eng, cerrs := Compile(rules, nil)
+		if len(cerrs) > 0 {
+			t.Fatal(cerrs)
+		}
+		var got []string
+		for _, m := range eng.Match(tc.ev, time.Unix(int64(i), 0)) {
+			got = append(got, m.Rule.ID)
+		}
+		if strings.Join(got, ",") != tc.want {
+			t.Errorf("%s: matched %v, want %q", tc.name, got, tc.want)
+		}
+		if n := eng.Stats().RuleEvaluations; n != tc.evals {
+			t.Errorf("%s: %d rule evaluations, want %d", tc.name, n, tc.evals)
+		}
+	}
+}

@@ -92,3 +92,29 @@ func benchEngine(b *testing.B, n int) {
 
 func BenchmarkEngine100(b *testing.B)  { benchEngine(b, 100) }
 func BenchmarkEngine1000(b *testing.B) { benchEngine(b, 1000) }
+
+// BenchmarkValueCountSpray measures a value_count correlation (password
+// spraying: distinct users from one source) while one source cycles
+// through 2,000 user names, so its group holds the most values it keeps
+// (1,024): the cost per event of a group that large.
+func BenchmarkValueCountSpray(b *testing.B) {
+	src := baseRules + "---\ntitle: spray\nid: c1\nauthor: test\ncorrelation:\n  type: value_count\n  rules: [fail]\n  group-by: [source.ip]\n  timespan: 10m\n  condition: {field: user.name, gte: 100000}\n"
+	rules, errs := ParseRule("spray.yml", []byte(src))
+	if len(errs) > 0 {
+		b.Fatal(errs)
+	}
+	eng, cerrs := Compile(rules, nil)
+	if len(cerrs) > 0 {
+		b.Fatal(cerrs)
+	}
+	evs := make([]MapEvent, 2000)
+	for i := range evs {
+		evs[i] = sshEvent("failure", "198.51.100.9", fmt.Sprintf("user%d", i))
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		eng.Match(evs[i%len(evs)], t0.Add(time.Duration(i)*time.Millisecond))
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}

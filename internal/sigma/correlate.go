@@ -37,11 +37,15 @@ type correlator struct {
 }
 
 type group struct {
-	key        string
-	last       time.Time
-	times      []time.Time
-	idx        []int
-	values     map[string]time.Time
+	key    string
+	last   time.Time
+	times  []time.Time
+	idx    []int
+	values map[string]time.Time
+	// valuesMin is at most the oldest time in values: pruneValues walks
+	// the map only once a value may have left the window, so a group
+	// holding many values (password spraying) costs no walk per event.
+	valuesMin  time.Time
 	stepTime   []time.Time
 	stepSet    []bool
 	alerted    bool
@@ -211,17 +215,16 @@ func (e *Engine) feedCorrelation(f feed, idx int, t time.Time) {
 			if g.values == nil {
 				g.values = map[string]time.Time{}
 			}
-			for v, vt := range g.values {
-				if vt.Before(lo) {
-					delete(g.values, v)
-				}
-			}
+			g.pruneValues(lo)
 			if _, ok := g.values[fv.str]; ok || len(g.values) < maxGroupEvents {
 				v := fv.str
 				if _, ok := g.values[v]; !ok {
 					v = strings.Clone(v)
 				}
 				g.values[v] = t
+				if len(g.values) == 1 || t.Before(g.valuesMin) {
+					g.valuesMin = t
+				}
 			}
 		}
 		fired = k.holds(float64(len(g.values)))
@@ -400,4 +403,21 @@ func minTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// pruneValues drops the values last seen before lo and makes valuesMin
+// exact again.
+func (g *group) pruneValues(lo time.Time) {
+	if len(g.values) == 0 || !g.valuesMin.Before(lo) {
+		return
+	}
+	first := true
+	for v, vt := range g.values {
+		switch {
+		case vt.Before(lo):
+			delete(g.values, v)
+		case first || vt.Before(g.valuesMin):
+			g.valuesMin, first = vt, false
+		}
+	}
 }

@@ -241,3 +241,29 @@ correlation:
 		t.Errorf("after re-arm: %+v", ms)
 	}
 }
+
+// TestValueCountExpiry checks that value_count forgets values last seen
+// before the window, including one that arrived out of order, and keeps a
+// value seen again inside it (the group walks its values only once one may
+// have expired).
+func TestValueCountExpiry(t *testing.T) {
+	src := baseRules + "---\ntitle: corr\nid: c1\nauthor: test\ncorrelation:\n  type: value_count\n  rules: [fail]\n  group-by: [source.ip]\n  timespan: 10m\n  condition: {field: user.name, gte: 3}\n"
+	fail := func(user string) MapEvent { return sshEvent("failure", "1.1.1.1", user) }
+	cases := []struct {
+		name string
+		evs  []timedEvent
+		want string
+	}{
+		{"a value seen again stays", []timedEvent{{0, fail("a")}, {2 * time.Minute, fail("b")}, {9 * time.Minute, fail("a")}, {11 * time.Minute, fail("c")}},
+			"corr@3[source.ip=1.1.1.1][1 2 3]"},
+		{"values leave the window", []timedEvent{{0, fail("a")}, {time.Minute, fail("b")}, {12 * time.Minute, fail("c")}}, ""},
+		{"an older event arriving late leaves first", []timedEvent{{5 * time.Minute, fail("a")}, {time.Minute, fail("b")}, {11*time.Minute + 30*time.Second, fail("c")}}, ""},
+		{"distinct values inside the window", []timedEvent{{5 * time.Minute, fail("a")}, {4 * time.Minute, fail("b")}, {11 * time.Minute, fail("c")}},
+			"corr@2[source.ip=1.1.1.1][1 0 2]"},
+	}
+	for _, c := range cases {
+		if got, _ := runTimeline(t, src, c.evs); got != c.want {
+			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+		}
+	}
+}

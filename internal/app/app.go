@@ -154,6 +154,7 @@ func (a *App) open(ctx context.Context) error {
 		CheckpointThreshold: strings.TrimSpace(cfg.Server.EventStore.CheckpointThreshold),
 		LoadRows:            cfg.Server.EventStore.LoadRows,
 		MaxBacklog:          cfg.Server.EventStore.MaxBacklog,
+		SearchWait:          cfg.Server.EventStore.SearchWait.D(),
 		Threads:             cfg.Server.EventStore.Threads,
 		Logger:              a.log,
 		OnWrite:             func(rows int, d time.Duration) { writeLatency.WithLabelValues("duckdb").Observe(d.Seconds()) },

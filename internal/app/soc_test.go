@@ -74,11 +74,12 @@ func TestSSHBruteForceOverSyslog(t *testing.T) {
 	}
 
 	var res struct {
-		Events []map[string]any `json:"events"`
+		Events   []map[string]any `json:"events"`
+		Unloaded *int             `json:"unloaded_events"`
 	}
 	h.do("GET", "/api/v1/events?q="+url.QueryEscape(`source.ip:203.0.113.7 AND event.outcome:failure`)+"&from=1h&limit=100", "", http.StatusOK, &res)
-	if len(res.Events) != 12 {
-		t.Errorf("search found %d events, want 12", len(res.Events))
+	if len(res.Events) != 12 || res.Unloaded != nil {
+		t.Errorf("search found %d events (unloaded_events %v), want all 12 and no unloaded_events: the loader keeps up", len(res.Events), res.Unloaded)
 	}
 	if len(res.Events) > 0 && res.Events[0]["user.name"] == nil {
 		t.Errorf("event not normalized: %v", res.Events[0])

@@ -106,6 +106,9 @@ type EventStore struct {
 	// MaxBacklog is how many acknowledged events may wait for the loader
 	// before the inputs are paced (0: the event store's default).
 	MaxBacklog int `yaml:"max_backlog"`
+	// SearchWait bounds how long a search waits for acknowledged events
+	// still waiting for the loader (0: the event store's default).
+	SearchWait check.Duration `yaml:"search_wait"`
 }
 
 // Default returns the configuration used when there is no file: every
@@ -207,6 +210,9 @@ func (s *Server) validate() error {
 	}
 	if b := s.EventStore.MaxBacklog; b < 0 || b > 1<<26 {
 		return &check.FieldError{Field: "eventstore.max_backlog", Reason: "must be between 0 (default) and 67108864"}
+	}
+	if w := s.EventStore.SearchWait.D(); w < 0 || w > 10*time.Minute {
+		return &check.FieldError{Field: "eventstore.search_wait", Reason: "must be between 0 (default) and 10m"}
 	}
 	if s.TLSCert != "" && s.TLSKey == "" {
 		return &check.FieldError{Field: "tls_cert", Reason: "tls_key must be set as well"}

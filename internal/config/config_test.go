@@ -50,6 +50,8 @@ func TestLoadErrors(t *testing.T) {
 		{"eventstore threads negative", lines("server:", "  eventstore:", "    threads: -1"), "nocsoc.yaml:3: server.eventstore.threads: must not be negative"},
 		{"eventstore load_rows negative", lines("server:", "  eventstore:", "    load_rows: -5"), "nocsoc.yaml:3: server.eventstore.load_rows: must be between 0 (default) and 1048576"},
 		{"eventstore max_backlog too large", lines("server:", "  eventstore:", "    max_backlog: 100000000"), "nocsoc.yaml:3: server.eventstore.max_backlog: must be between 0 (default) and 67108864"},
+		{"eventstore search_wait too long", lines("server:", "  eventstore:", "    search_wait: 1h"), "nocsoc.yaml:3: server.eventstore.search_wait: must be between 0 (default) and 10m"},
+		{"eventstore search_wait negative", lines("server:", "  eventstore:", "    search_wait: -1s"), "nocsoc.yaml:3: server.eventstore.search_wait: must be between 0 (default) and 10m"},
 		{"eventstore unknown key", lines("server:", "  eventstore:", "    memory: 1GB"), `nocsoc.yaml:3: server.eventstore: field "memory" not found in server.eventstore`},
 		{"tls cert without key", lines("server:", "  tls_cert: /c.pem"), "nocsoc.yaml:2: server.tls_cert: tls_key must be set as well"},
 		{"tls key without cert", lines("server:", "  tls_key: /k.pem"), "nocsoc.yaml:2: server.tls_key: tls_cert must be set as well"},

@@ -212,6 +212,11 @@ type EventQuery struct {
 	// Cursor continues a search where the previous page ended (the next
 	// value SearchEvents returned); "" starts at the newest event.
 	Cursor string
+	// NoWait searches what DuckDB holds now. Without it a search first
+	// waits until every event acknowledged before it is loaded, however
+	// long the loader's backlog; AwaitSearchable bounds that wait and
+	// counts what is left.
+	NoWait bool
 }
 
 // cursor is the keyset position after which a page continues: the (ts, id)
@@ -302,6 +307,11 @@ func (s *Store) SearchEvents(ctx context.Context, q EventQuery) ([]event.Event, 
 			upper = ct
 		}
 	}
+	if !q.NoWait {
+		if err := s.syncEvents(ctx); err != nil {
+			return nil, "", fmt.Errorf("eventstore: search events: %w", err)
+		}
+	}
 	evs, err := s.newestFirst(ctx, where, args, q.From, upper, limit)
 	if err != nil {
 		return nil, "", fmt.Errorf("eventstore: search events: %w", err)
@@ -318,6 +328,12 @@ func (s *Store) queryEvents(ctx context.Context, q string, args ...any) ([]event
 	if err := s.syncEvents(ctx); err != nil {
 		return nil, err
 	}
+	return s.queryLoaded(ctx, q, args...)
+}
+
+// queryLoaded is queryEvents over what DuckDB holds, without waiting for
+// the loader.
+func (s *Store) queryLoaded(ctx context.Context, q string, args ...any) ([]event.Event, error) {
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err

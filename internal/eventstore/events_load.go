@@ -218,6 +218,37 @@ func (s *Store) syncEvents(ctx context.Context) error {
 	return s.waitLoaded(ctx, 0)
 }
 
+// AwaitSearchable waits at most wait for every event acknowledged before
+// the call to be loaded into DuckDB, where searches see it, and returns how
+// many of those are still not loaded: 0 once all are. A search made next
+// with NoWait sees at least everything loaded by then, so the count bounds
+// what it misses. While the loader keeps up this returns within one load
+// (milliseconds); it reaches wait only when the loader has fallen behind.
+func (s *Store) AwaitSearchable(ctx context.Context, wait time.Duration) (int, error) {
+	s.ev.lmu.Lock()
+	target := s.ev.ld.lastID
+	idle := s.ev.ld.loadedID >= target
+	s.ev.lmu.Unlock()
+	if idle {
+		return 0, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	err := s.waitLoaded(wctx, 0)
+	switch {
+	case ctx.Err() != nil:
+		return 0, fmt.Errorf("eventstore: await searchable: %w", ctx.Err())
+	case err != nil && !errors.Is(err, context.DeadlineExceeded):
+		return 0, fmt.Errorf("eventstore: await searchable: %w", err)
+	}
+	s.ev.lmu.Lock()
+	defer s.ev.lmu.Unlock()
+	if loaded := s.ev.ld.loadedID; loaded < target {
+		return int(target - loaded), nil
+	}
+	return 0, nil
+}
+
 // runLoader moves journaled rows into DuckDB: when LoadRows are pending,
 // when the oldest has waited LoadEvery, when a reader asks, and at Close.
 func (s *Store) runLoader() {

@@ -193,9 +193,6 @@ func (sp *tsSpan) widen(lo, hi time.Time) {
 // its to and its cursor's time.
 func (s *Store) newestFirst(ctx context.Context, where string, args []any, from, upper time.Time, limit int) ([]event.Event, error) {
 	const order = " ORDER BY ts DESC, id DESC LIMIT ?"
-	if err := s.syncEvents(ctx); err != nil {
-		return nil, err
-	}
 	oldest, newest, ok, err := s.span.get(ctx, s.db)
 	if err != nil {
 		return nil, err
@@ -214,12 +211,12 @@ func (s *Store) newestFirst(ctx context.Context, where string, args []any, from,
 			if lo <= oldest.UnixMicro() || (!from.IsZero() && lo <= from.UnixMicro()) {
 				break // the window is the whole range: ask it once, below
 			}
-			evs, err := s.queryEvents(ctx, selectEvents+glue+"ts >= make_timestamp(?)"+order,
+			evs, err := s.queryLoaded(ctx, selectEvents+glue+"ts >= make_timestamp(?)"+order,
 				slices.Concat(args, []any{lo, limit})...)
 			if err != nil || len(evs) == limit {
 				return evs, err
 			}
 		}
 	}
-	return s.queryEvents(ctx, selectEvents+where+order, slices.Concat(args, []any{limit})...)
+	return s.queryLoaded(ctx, selectEvents+where+order, slices.Concat(args, []any{limit})...)
 }

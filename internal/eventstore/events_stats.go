@@ -26,6 +26,8 @@ type StatsQuery struct {
 	// Limit caps the number of top values (0 means 10, at most MaxLimit).
 	// It does not cap histogram buckets.
 	Limit int
+	// NoWait counts what DuckDB holds now (EventQuery.NoWait).
+	NoWait bool
 }
 
 // Bucket is one count: of a value of By (Key), of an interval starting at
@@ -47,8 +49,10 @@ const MaxBuckets = 100000
 // values overall, a bucket per (interval, value) that has events, ordered by
 // time then value. Intervals are aligned to the Unix epoch.
 func (s *Store) EventStats(ctx context.Context, q StatsQuery) ([]Bucket, error) {
-	if err := s.syncEvents(ctx); err != nil {
-		return nil, fmt.Errorf("eventstore: event stats: %w", err)
+	if !q.NoWait {
+		if err := s.syncEvents(ctx); err != nil {
+			return nil, fmt.Errorf("eventstore: event stats: %w", err)
+		}
 	}
 	if q.By == "" && q.Interval <= 0 {
 		return nil, fmt.Errorf("eventstore: event stats: %w", &check.FieldError{Field: "by", Reason: "by or interval is required"})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -566,5 +568,59 @@ func TestJournalDamagedSpill(t *testing.T) {
 	}
 	if n, err := s.EventCount(ctx); err != nil || n != 365 {
 		t.Fatalf("count after more appends = %d, %v", n, err)
+	}
+}
+
+// TestAwaitSearchable: with the loader stalled, AwaitSearchable gives up
+// after its wait and counts the acknowledged events not yet loaded, and a
+// NoWait search or count sees exactly the loaded ones; once the loader
+// moves on, it returns 0 and the search sees everything.
+func TestAwaitSearchable(t *testing.T) {
+	var stall atomic.Bool
+	gate := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(release)
+	s := openTest(t, Options{LoadRows: 100, LoadEvery: time.Hour, beforeLoad: func() {
+		if stall.Load() {
+			<-gate
+		}
+	}})
+	ctx := context.Background()
+	if _, err := s.AppendEvents(ctx, journalEvents(45, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.AwaitSearchable(ctx, time.Minute); err != nil || n != 0 {
+		t.Fatalf("AwaitSearchable with the loader running = %d, %v; want 0", n, err)
+	}
+	stall.Store(true)
+	if _, err := s.AppendEvents(ctx, journalEvents(90, 45)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.AwaitSearchable(ctx, 20*time.Millisecond); err != nil || n != 90 {
+		t.Fatalf("AwaitSearchable with the loader stalled = %d, %v; want 90", n, err)
+	}
+	root := mustParse(t, "user.name:root")
+	got, _, err := s.SearchEvents(ctx, EventQuery{Where: root, Limit: 1000, NoWait: true})
+	if err != nil || len(got) != 45 || got[0].Fields["n"] != float64(44) {
+		t.Fatalf("NoWait search = %d events (%v), want the 45 loaded, newest n=44", len(got), err)
+	}
+	st, err := s.EventStats(ctx, StatsQuery{Where: root, By: "user.name", NoWait: true})
+	if err != nil || len(st) != 1 || st[0].Count != 45 {
+		t.Fatalf("NoWait stats = %+v, %v; want root: 45", st, err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.AwaitSearchable(cctx, time.Minute); !errors.Is(err, context.Canceled) {
+		t.Fatalf("AwaitSearchable with a canceled context: err = %v", err)
+	}
+
+	release()
+	if n, err := s.AwaitSearchable(ctx, time.Minute); err != nil || n != 0 {
+		t.Fatalf("AwaitSearchable after the loader moved on = %d, %v; want 0", n, err)
+	}
+	got, _, err = s.SearchEvents(ctx, EventQuery{Where: root, Limit: 1000, NoWait: true})
+	if err != nil || len(got) != 135 {
+		t.Fatalf("NoWait search after loading = %d events (%v), want 135", len(got), err)
 	}
 }

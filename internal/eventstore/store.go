@@ -124,12 +124,19 @@ type Options struct {
 	// MaxBacklog bounds all events acknowledged but not yet loaded
 	// (default DefaultMaxBacklog): beyond it AppendEvents waits for the
 	// loader (Pace). Reads load the whole backlog first, so it also bounds
-	// how long a search under overload waits. An in-memory store cannot
-	// spill and paces at the smaller of the two.
+	// how long a search under overload waits, unless it is bounded by
+	// SearchWait. An in-memory store cannot spill and paces at the smaller
+	// of the two.
 	LoadRows   int
 	LoadEvery  time.Duration
 	MaxPending int
 	MaxBacklog int
+	// SearchWait is how long the interactive searches (the API's search
+	// and stats, the console's Investigate page) wait for the events
+	// acknowledged before them to be loaded (default DefaultSearchWait);
+	// after it they answer from what is loaded and say how many events
+	// they could not see (AwaitSearchable).
+	SearchWait time.Duration
 	// OnLoad, if set, is called after each load with its row count and
 	// duration (for metrics).
 	OnLoad func(rows int, d time.Duration)
@@ -199,8 +206,11 @@ func (o *Options) normalize() error {
 	if o.MaxBacklog == 0 {
 		o.MaxBacklog = DefaultMaxBacklog
 	}
-	if o.LoadRows < 0 || o.LoadEvery < 0 || o.MaxPending < 0 || o.MaxBacklog < 0 {
-		return fmt.Errorf("LoadRows, LoadEvery, MaxPending, MaxBacklog: must not be negative")
+	if o.SearchWait == 0 {
+		o.SearchWait = DefaultSearchWait
+	}
+	if o.LoadRows < 0 || o.LoadEvery < 0 || o.MaxPending < 0 || o.MaxBacklog < 0 || o.SearchWait < 0 {
+		return fmt.Errorf("LoadRows, LoadEvery, MaxPending, MaxBacklog, SearchWait: must not be negative")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -255,8 +265,18 @@ const PendingSlack = 114688
 // and half a minute or more of input beyond what the loader keeps up with
 // at 50,000 events/s on 2 cores. A search waits for the whole backlog, so
 // it is also what bounds that wait (about 10 s on 2 cores once the input
-// stops, docs/BENCHMARKS.md).
+// stops, docs/BENCHMARKS.md); interactive searches wait at most
+// SearchWait for it.
 const DefaultMaxBacklog = 1 << 19
+
+// DefaultSearchWait bounds how long an interactive search waits for the
+// loader: while it keeps up, a search waits one load (milliseconds); when
+// it is behind, the whole backlog would take seconds to tens of seconds.
+const DefaultSearchWait = 2 * time.Second
+
+// SearchWait is the wait for AwaitSearchable that the store was opened
+// with (Options.SearchWait).
+func (s *Store) SearchWait() time.Duration { return s.o.SearchWait }
 
 // Open opens (creating if needed) the store and brings its schema up to date.
 func Open(ctx context.Context, o Options) (*Store, error) {

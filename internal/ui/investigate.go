@@ -63,15 +63,19 @@ type InvestigateData struct {
 	FieldsText         string
 	Presets            []string
 	// QueryError is the query syntax error; Caret points at its position.
-	QueryError   string
-	QueryPos     int
-	Caret        string
-	Histogram    template.HTML
-	Interval     string
-	Total        int64
-	Rows         []EventRow
-	Next         string
-	Searched     bool
+	QueryError string
+	QueryPos   int
+	Caret      string
+	Histogram  template.HTML
+	Interval   string
+	Total      int64
+	Rows       []EventRow
+	Next       string
+	Searched   bool
+	// Unloaded counts the events acknowledged before the search that the
+	// event store had not loaded within its search wait: the results
+	// leave them out.
+	Unloaded     int
 	ExportNDJSON string
 	ExportCSV    string
 }
@@ -177,7 +181,10 @@ func (u *UI) investigatePage(w http.ResponseWriter, r *http.Request) error {
 	d.Searched = true
 	iv := histogramInterval(p.to.Sub(p.from))
 	d.Interval = iv.String()
-	buckets, err := u.ext.search.EventStats(ctx, eventstore.StatsQuery{Where: p.where, From: p.from, To: p.to, Interval: iv})
+	if d.Unloaded, err = u.ext.search.AwaitSearchable(ctx, u.ext.search.SearchWait()); err != nil {
+		return err
+	}
+	buckets, err := u.ext.search.EventStats(ctx, eventstore.StatsQuery{Where: p.where, From: p.from, To: p.to, Interval: iv, NoWait: true})
 	if err != nil {
 		return searchFailed(err)
 	}
@@ -188,7 +195,7 @@ func (u *UI) investigatePage(w http.ResponseWriter, r *http.Request) error {
 	}
 	d.Histogram = Histogram(bars, p.from, p.to, iv, 1100, 120)
 	evs, next, err := u.ext.search.SearchEvents(ctx, eventstore.EventQuery{Where: p.where, From: p.from, To: p.to,
-		Limit: pageSize, Cursor: r.URL.Query().Get("cursor")})
+		Limit: pageSize, Cursor: r.URL.Query().Get("cursor"), NoWait: true})
 	if err != nil {
 		return searchFailed(err)
 	}

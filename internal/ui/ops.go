@@ -49,6 +49,10 @@ type OpsStore interface {
 // EventSearch is the log search the Investigate page runs.
 // *eventstore.Store implements it.
 type EventSearch interface {
+	// AwaitSearchable and SearchWait bound the page's wait for the
+	// loader (eventstore.Store.AwaitSearchable).
+	AwaitSearchable(ctx context.Context, wait time.Duration) (int, error)
+	SearchWait() time.Duration
 	SearchEvents(ctx context.Context, q eventstore.EventQuery) ([]event.Event, string, error)
 	EventStats(ctx context.Context, q eventstore.StatsQuery) ([]eventstore.Bucket, error)
 	ExportEvents(ctx context.Context, q eventstore.EventQuery, w io.Writer, format string) (int64, error)

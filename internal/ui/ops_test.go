@@ -12,6 +12,7 @@ import (
 	"github.com/nocsoc/nocsoc/internal/auth"
 	"github.com/nocsoc/nocsoc/internal/detect"
 	"github.com/nocsoc/nocsoc/internal/event"
+	"github.com/nocsoc/nocsoc/internal/eventstore"
 	"github.com/nocsoc/nocsoc/internal/sigma"
 	"github.com/nocsoc/nocsoc/rules"
 )
@@ -179,3 +180,32 @@ func TestAdminActions(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// behindSearch is the event store with a loader that has fallen behind:
+// AwaitSearchable reports events it could not load in time.
+type behindSearch struct {
+	*eventstore.Store
+	unloaded int
+}
+
+func (b behindSearch) AwaitSearchable(context.Context, time.Duration) (int, error) {
+	return b.unloaded, nil
+}
+
+// TestInvestigateSaysWhatIsNotSearchable: when the event store reports
+// events it has not loaded within its search wait, the Investigate page
+// still shows what is loaded and says how many events it leaves out.
+func TestInvestigateSaysWhatIsNotSearchable(t *testing.T) {
+	e := newEnv(t)
+	e.seedEvents()
+	c, _ := e.login(auth.RoleViewer, passwords[auth.RoleViewer])
+	_, body := e.get(c, "/investigate?q=root")
+	if !strings.Contains(body, "5 events") || strings.Contains(body, `id="unloaded"`) {
+		t.Fatalf("with every event loaded: want 5 events and no notice\n%s", body)
+	}
+	e.ui.ext.search = behindSearch{e.ev, 70000}
+	_, body = e.get(c, "/investigate?q=root")
+	if !strings.Contains(body, "5 events") || !strings.Contains(body, "70000 of the newest events are not searchable yet") {
+		t.Fatalf("with a backlog: want the 5 loaded events and the notice\n%s", body)
+	}
+}

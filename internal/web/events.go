@@ -104,7 +104,11 @@ func (s *server) searchEvents(w http.ResponseWriter, r *http.Request, p principa
 	if err != nil {
 		return err
 	}
-	evs, next, err := s.events.SearchEvents(r.Context(), eventstore.EventQuery{Where: where, From: from, To: to, Limit: limit, Cursor: r.URL.Query().Get("cursor")})
+	unloaded, err := s.events.AwaitSearchable(r.Context(), s.events.SearchWait())
+	if err != nil {
+		return err
+	}
+	evs, next, err := s.events.SearchEvents(r.Context(), eventstore.EventQuery{Where: where, From: from, To: to, Limit: limit, Cursor: r.URL.Query().Get("cursor"), NoWait: true})
 	if err != nil {
 		return searchError(err)
 	}
@@ -115,6 +119,9 @@ func (s *server) searchEvents(w http.ResponseWriter, r *http.Request, p principa
 	resp := map[string]any{"events": out, "from": from.UTC(), "to": to.UTC()}
 	if next != "" {
 		resp["next_cursor"] = next
+	}
+	if unloaded > 0 {
+		resp["unloaded_events"] = unloaded
 	}
 	writeJSON(w, http.StatusOK, resp)
 	return nil
@@ -152,6 +159,11 @@ func (s *server) eventStats(w http.ResponseWriter, r *http.Request, p principal)
 	if q.Limit, err = intParam(r, "limit", 10, 1000); err != nil {
 		return err
 	}
+	unloaded, err := s.events.AwaitSearchable(r.Context(), s.events.SearchWait())
+	if err != nil {
+		return err
+	}
+	q.NoWait = true
 	buckets, err := s.events.EventStats(r.Context(), q)
 	if err != nil {
 		return searchError(err)
@@ -159,7 +171,11 @@ func (s *server) eventStats(w http.ResponseWriter, r *http.Request, p principal)
 	if buckets == nil {
 		buckets = []eventstore.Bucket{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"buckets": buckets, "by": q.By, "interval": q.Interval.String(), "from": from.UTC(), "to": to.UTC()})
+	resp := map[string]any{"buckets": buckets, "by": q.By, "interval": q.Interval.String(), "from": from.UTC(), "to": to.UTC()}
+	if unloaded > 0 {
+		resp["unloaded_events"] = unloaded
+	}
+	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
 

@@ -154,6 +154,87 @@ type batchCtx struct {
 	sends []pendingSend
 	// dirty incidents to write at the end of the batch.
 	dirty map[int64]*incident.Incident
+	// bumps are the repeats of firing alerts seen in the batch, by alert
+	// id, in the order first seen: one update an alert (flushBumps)
+	// instead of one a repeat. A detection batch repeats the same few
+	// alerts many times.
+	bumps     map[int64]*pendingBump
+	bumpOrder []int64
+	cur       *op // the op being applied
+}
+
+// pendingBump is the repeats of one firing alert not yet written.
+type pendingBump struct {
+	n     int
+	seen  time.Time
+	ann   map[string]string // the newest non-empty annotations
+	first alert.Alert       // the first repeat
+	ops   []*op             // the ops of the repeats (nil entries outside processBatch)
+}
+
+// bump records a repeat of the firing alert id.
+func (bc *batchCtx) bump(id int64, a alert.Alert) {
+	b := bc.bumps[id]
+	if b == nil {
+		if bc.bumps == nil {
+			bc.bumps = map[int64]*pendingBump{}
+		}
+		b = &pendingBump{seen: a.LastSeenAt, first: a}
+		bc.bumps[id] = b
+		bc.bumpOrder = append(bc.bumpOrder, id)
+	}
+	b.n++
+	if a.LastSeenAt.After(b.seen) {
+		b.seen = a.LastSeenAt
+	}
+	if len(a.Annotations) > 0 {
+		b.ann = a.Annotations
+	}
+	b.ops = append(b.ops, bc.cur)
+}
+
+// flushBumps writes the pending repeats, one update an alert. It runs
+// before any op other than a fire, so that the ops of a batch apply in
+// their order. An alert found no longer firing (resolved behind the
+// service's back) ends as it would have one repeat at a time: the first
+// repeat fires it afresh, the others count on the new alert, and their
+// ops' outcomes say so.
+func (s *Service) flushBumps(bc *batchCtx) error {
+	order := bc.bumpOrder
+	bumps := bc.bumps
+	bc.bumps, bc.bumpOrder = nil, nil
+	for _, id := range order {
+		b := bumps[id]
+		err := bc.tx.BumpAlertN(id, b.n, b.seen, b.ann)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		fp := b.first.Fingerprint
+		delete(s.firing, fp)
+		s.inhibitor.Resolve(fp)
+		out, err := s.fire(bc, b.first, b.first.LastSeenAt)
+		if err != nil {
+			return err
+		}
+		if b.n > 1 {
+			if err := bc.tx.BumpAlertN(out.AlertID, b.n-1, b.seen, b.ann); err != nil {
+				return err
+			}
+		}
+		for i, p := range b.ops {
+			if p == nil {
+				continue
+			}
+			p.res = out
+			if i > 0 {
+				p.res = Outcome{AlertID: out.AlertID, Fingerprint: fp, IncidentID: out.IncidentID, Deduplicated: true, SuppressedBy: out.SuppressedBy}
+			}
+		}
+	}
+	return nil
 }
 
 func (s *Service) processBatch(ctx context.Context, batch []*op) {
@@ -163,7 +244,16 @@ func (s *Service) processBatch(ctx context.Context, batch []*op) {
 	err := s.st.Batch(ctx, func(tx *store.Tx) error {
 		bc := &batchCtx{tx: tx, ctx: ctx, now: s.now(), dirty: map[int64]*incident.Incident{}}
 		for _, p := range batch {
+			if p.Kind != OpFire {
+				if err := s.flushBumps(bc); err != nil {
+					return err
+				}
+			}
+			bc.cur = p
 			p.res, p.err = s.apply(bc, p.Op)
+		}
+		if err := s.flushBumps(bc); err != nil {
+			return err
 		}
 		for _, inc := range bc.dirty {
 			if err := tx.UpdateIncident(*inc); err != nil {
@@ -251,19 +341,11 @@ func (s *Service) fire(bc *batchCtx, a alert.Alert, at time.Time) (Outcome, erro
 		}
 	}
 	// A repeat of a firing alert only bumps its counter: never a new page.
+	// New annotations (a detection's latest matching events) replace the
+	// old ones. The batch writes its repeats at its end (flushBumps).
 	if la, ok := s.firing[a.Fingerprint]; ok {
-		// New annotations (a detection's latest matching events) replace
-		// the old ones.
-		err := bc.tx.BumpAlert(la.ID, a.LastSeenAt, a.Annotations)
-		if err == nil {
-			return Outcome{AlertID: la.ID, Fingerprint: a.Fingerprint, IncidentID: la.IncidentID, Deduplicated: true, SuppressedBy: la.Suppressed}, nil
-		}
-		if !errors.Is(err, store.ErrNotFound) {
-			return Outcome{}, err
-		}
-		// Resolved behind our back: forget it and fire afresh.
-		delete(s.firing, a.Fingerprint)
-		s.inhibitor.Resolve(a.Fingerprint)
+		bc.bump(la.ID, a)
+		return Outcome{AlertID: la.ID, Fingerprint: a.Fingerprint, IncidentID: la.IncidentID, Deduplicated: true, SuppressedBy: la.Suppressed}, nil
 	}
 	decisions := s.rules.route.Match(a.Labels)
 	d := decisions[0]

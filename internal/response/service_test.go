@@ -471,3 +471,84 @@ func TestRepeatReplacesAnnotations(t *testing.T) {
 		t.Fatalf("fresh alert = %+v", got)
 	}
 }
+
+// TestBatchRepeatsCoalesce: the repeats of a firing alert within one
+// intake batch are written as one update, with the same result as one at
+// a time (occurrences, newest annotations, latest sighting), and ops that
+// are not fires see the repeats before them applied.
+func TestBatchRepeatsCoalesce(t *testing.T) {
+	f := newFixture(t, defaultRoute, nil)
+	labels := map[string]string{"alertname": "SSHBruteForce", "source.ip": "203.0.113.7"}
+	fire := func(events string, at time.Duration) Op {
+		var ann map[string]string
+		if events != "" {
+			ann = map[string]string{"event_ids": events}
+		}
+		return Op{Kind: OpFire, At: t0.Add(at), Alert: alert.Alert{Title: "SSH brute force", Labels: labels,
+			Severity: "high", Source: "test", Annotations: ann}}
+	}
+	batch := func(ops ...Op) []Outcome {
+		t.Helper()
+		ps := make([]*op, len(ops))
+		for i, o := range ops {
+			ps[i] = &op{Op: o, done: make(chan struct{})}
+		}
+		f.svc.processBatch(f.ctx, ps)
+		out := make([]Outcome, len(ps))
+		for i, p := range ps {
+			if p.err != nil {
+				t.Fatalf("op %d: %v", i, p.err)
+			}
+			out[i] = p.res
+		}
+		return out
+	}
+	first := batch(fire("1,2", 0))[0]
+	other := fire("9", time.Minute)
+	other.Alert.Labels = map[string]string{"alertname": "WebScan", "source.ip": "198.51.100.4"}
+	outs := batch(fire("3,4", time.Minute), fire("", 3*time.Minute), other, fire("5,6", 2*time.Minute))
+	for _, i := range []int{0, 1, 3} {
+		if !outs[i].Deduplicated || outs[i].AlertID != first.AlertID {
+			t.Fatalf("repeat %d: %+v, want deduplicated onto alert %d", i, outs[i], first.AlertID)
+		}
+	}
+	if outs[2].Deduplicated || outs[2].AlertID == first.AlertID {
+		t.Fatalf("another alert in the batch: %+v", outs[2])
+	}
+	got, err := f.st.GetAlert(f.ctx, first.AlertID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Occurrences != 4 || got.Annotations["event_ids"] != "5,6" || !got.LastSeenAt.Equal(t0.Add(3*time.Minute)) {
+		t.Fatalf("after the batch: occurrences %d, annotations %v, last seen %v; want 4, 5,6 and %v",
+			got.Occurrences, got.Annotations, got.LastSeenAt, t0.Add(3*time.Minute))
+	}
+
+	// A repeat, a resolve and a fire in one batch: the repeat counts on the
+	// alert before it is resolved; the fire opens a new one.
+	resolve := Op{Kind: OpResolve, At: t0.Add(5 * time.Minute), Fingerprint: first.Fingerprint}
+	outs = batch(fire("7", 4*time.Minute), resolve, fire("8", 6*time.Minute))
+	got, _ = f.st.GetAlert(f.ctx, first.AlertID)
+	if got.Occurrences != 5 || got.Status != alert.StatusResolved || got.Annotations["event_ids"] != "7" {
+		t.Fatalf("the resolved alert: occurrences %d, status %s, annotations %v; want 5, resolved, 7", got.Occurrences, got.Status, got.Annotations)
+	}
+	if outs[2].Deduplicated || outs[2].AlertID == first.AlertID {
+		t.Fatalf("fire after the resolve: %+v, want a new alert", outs[2])
+	}
+	fresh := outs[2].AlertID
+
+	// Repeats of an alert resolved behind the service's back: the first
+	// fires afresh, the others count on the new alert.
+	if _, err := f.st.ResolveAlert(f.ctx, first.Fingerprint, t0.Add(7*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	outs = batch(fire("10", 8*time.Minute), fire("11", 9*time.Minute))
+	if outs[0].Deduplicated || outs[0].AlertID == fresh || outs[0].IncidentID == 0 ||
+		!outs[1].Deduplicated || outs[1].AlertID != outs[0].AlertID {
+		t.Fatalf("repeats after a resolve behind its back: %+v", outs)
+	}
+	got, _ = f.st.GetAlert(f.ctx, outs[0].AlertID)
+	if got.Status != alert.StatusFiring || got.Occurrences != 2 || got.Annotations["event_ids"] != "11" {
+		t.Fatalf("the alert fired afresh: status %s, occurrences %d, annotations %v; want firing, 2, 11", got.Status, got.Occurrences, got.Annotations)
+	}
+}

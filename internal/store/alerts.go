@@ -425,12 +425,13 @@ func limitOf(n int) int {
 	return n
 }
 
-// BumpAlert records one more occurrence of a firing alert, by id: the
+// BumpAlertN records n more occurrences of a firing alert, by id: the
 // fast path for repeats, which the incident service already knows are
-// firing. It moves last_seen_at forward (never back), replaces the
+// firing (it gathers a batch's repeats of one alert into one call). It
+// moves last_seen_at forward to seen (never back), replaces the
 // annotations when annotations is not empty (as UpsertAlert does), and
 // reads nothing back. ErrNotFound when the alert is not firing.
-func (t *Tx) BumpAlert(id int64, seen time.Time, annotations map[string]string) error {
+func (t *Tx) BumpAlertN(id int64, n int, seen time.Time, annotations map[string]string) error {
 	var js sql.NullString // NULL keeps the stored annotations
 	if len(annotations) > 0 {
 		var err error
@@ -438,8 +439,8 @@ func (t *Tx) BumpAlert(id int64, seen time.Time, annotations map[string]string) 
 			return fmt.Errorf("bump alert %d: encode annotations: %w", id, err)
 		}
 	}
-	res, err := t.exec(`UPDATE alerts SET occurrences = occurrences + 1, last_seen_at = MAX(last_seen_at, ?),
+	res, err := t.exec(`UPDATE alerts SET occurrences = occurrences + ?, last_seen_at = MAX(last_seen_at, ?),
 		annotations = COALESCE(?, annotations)
-		WHERE id = ? AND status = 'firing'`, ms(seen), js, id)
+		WHERE id = ? AND status = 'firing'`, n, ms(seen), js, id)
 	return oneRow(res, err, fmt.Sprintf("bump alert %d", id))
 }

@@ -388,10 +388,24 @@ const (
 	EntityHost = "host"
 )
 
-// EntityEvents returns up to limit events in [from, to) that concern an
-// entity, newest first: an ip as source.ip or destination.ip, a user as
+// EntityQuery selects the events that concern an entity.
+type EntityQuery struct {
+	// Entity is EntityIP, EntityUser or EntityHost; Value its exact value.
+	Entity, Value string
+	// From and To bound the event time to [From, To).
+	From, To time.Time
+	// Limit caps the events returned (0 means DefaultLimit, at most
+	// MaxLimit).
+	Limit int
+	// NoWait reads what DuckDB holds now (EventQuery.NoWait).
+	NoWait bool
+}
+
+// EntityEvents returns up to q.Limit events in [q.From, q.To) that concern
+// an entity, newest first: an ip as source.ip or destination.ip, a user as
 // user.name, a host as host.name (exact matches).
-func (s *Store) EntityEvents(ctx context.Context, entity, value string, from, to time.Time, limit int) ([]event.Event, error) {
+func (s *Store) EntityEvents(ctx context.Context, q EntityQuery) ([]event.Event, error) {
+	entity, value, from, to := q.Entity, q.Value, q.From, q.To
 	var cond string
 	var args []any
 	switch entity {
@@ -413,12 +427,17 @@ func (s *Store) EntityEvents(ctx context.Context, entity, value string, from, to
 	if err := checkRange(from, to); err != nil {
 		return nil, fmt.Errorf("eventstore: entity events: %w", err)
 	}
-	limit, err := normLimit("limit", limit)
+	limit, err := normLimit("limit", q.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: entity events: %w", err)
 	}
+	if !q.NoWait {
+		if err := s.syncEvents(ctx); err != nil {
+			return nil, fmt.Errorf("eventstore: entity events: %w", err)
+		}
+	}
 	args = append(args, from.UnixMicro(), to.UnixMicro(), limit)
-	evs, err := s.queryEvents(ctx, selectEvents+" WHERE "+cond+
+	evs, err := s.queryLoaded(ctx, selectEvents+" WHERE "+cond+
 		" AND ts >= make_timestamp(?) AND ts < make_timestamp(?) ORDER BY ts DESC, id DESC LIMIT ?", args...)
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: entity events: %w", err)

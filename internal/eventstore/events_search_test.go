@@ -152,7 +152,7 @@ func TestMigrationSearchColumns(t *testing.T) {
 	if evs[1].Fields["message"] != "with message" {
 		t.Errorf("event 2 fields = %v", evs[1].Fields)
 	}
-	ips, err := s.EntityEvents(ctx, EntityIP, "203.0.113.7", time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2025, 1, 2, 0, 0, 0, 0, time.UTC), 10)
+	ips, err := s.EntityEvents(ctx, EntityQuery{Entity: EntityIP, Value: "203.0.113.7", From: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2025, 1, 2, 0, 0, 0, 0, time.UTC), Limit: 10})
 	if err != nil || len(ips) != 2 {
 		t.Errorf("EntityEvents = %v, %v; want both events", eventIDs(ips), err)
 	}

@@ -481,7 +481,7 @@ func TestEntityEvents(t *testing.T) {
 		{"host", "nope", nil},
 	}
 	for _, tt := range tests {
-		got, err := s.EntityEvents(ctx, tt.entity, tt.value, from, to, 0)
+		got, err := s.EntityEvents(ctx, EntityQuery{Entity: tt.entity, Value: tt.value, From: from, To: to})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -489,12 +489,12 @@ func TestEntityEvents(t *testing.T) {
 			t.Errorf("EntityEvents(%s, %s) = %v, want %v", tt.entity, tt.value, ids, tt.want)
 		}
 	}
-	got, err := s.EntityEvents(ctx, "host", "web1", at(time.Minute), at(4*time.Minute), 0)
+	got, err := s.EntityEvents(ctx, EntityQuery{Entity: "host", Value: "web1", From: at(time.Minute), To: at(4 * time.Minute)})
 	if err != nil || !slices.Equal(eventIDs(got), []uint64{4, 2}) {
 		t.Errorf("windowed pivot = %v, %v", eventIDs(got), err)
 	}
 	for _, bad := range [][2]string{{"mac", "x"}, {"ip", ""}} {
-		if _, err := s.EntityEvents(ctx, bad[0], bad[1], from, to, 0); err == nil {
+		if _, err := s.EntityEvents(ctx, EntityQuery{Entity: bad[0], Value: bad[1], From: from, To: to}); err == nil {
 			t.Errorf("EntityEvents(%q, %q) accepted", bad[0], bad[1])
 		}
 	}

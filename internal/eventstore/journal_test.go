@@ -573,7 +573,7 @@ func TestJournalDamagedSpill(t *testing.T) {
 
 // TestAwaitSearchable: with the loader stalled, AwaitSearchable gives up
 // after its wait and counts the acknowledged events not yet loaded, and a
-// NoWait search or count sees exactly the loaded ones; once the loader
+// NoWait search, count or entity query sees exactly the loaded ones; once the loader
 // moves on, it returns 0 and the search sees everything.
 func TestAwaitSearchable(t *testing.T) {
 	var stall atomic.Bool
@@ -608,6 +608,10 @@ func TestAwaitSearchable(t *testing.T) {
 	st, err := s.EventStats(ctx, StatsQuery{Where: root, By: "user.name", NoWait: true})
 	if err != nil || len(st) != 1 || st[0].Count != 45 {
 		t.Fatalf("NoWait stats = %+v, %v; want root: 45", st, err)
+	}
+	host, err := s.EntityEvents(ctx, EntityQuery{Entity: EntityHost, Value: "web-1", From: at(0), To: at(time.Hour), Limit: 1000, NoWait: true})
+	if err != nil || len(host) != 45 {
+		t.Fatalf("NoWait entity events = %d, %v; want the 45 loaded", len(host), err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()

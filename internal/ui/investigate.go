@@ -334,6 +334,8 @@ type PivotData struct {
 	Windows       []WindowLink
 	SearchURL     string
 	Items         []PivotItem
+	// Unloaded is InvestigateData.Unloaded for the pivot's events.
+	Unloaded int
 }
 
 // WindowLink is one of the pivot's window choices.
@@ -390,7 +392,11 @@ func (u *UI) pivotPage(w http.ResponseWriter, r *http.Request) error {
 	}
 	d.SearchURL = "/investigate?" + url.Values{"q": {pivotSearchField[d.Entity] + ":" + strconv.Quote(d.Value)}, "range": {"24h"}}.Encode()
 	ctx := r.Context()
-	evs, err := u.ext.search.EntityEvents(ctx, d.Entity, d.Value, d.From, d.To, 500)
+	var err error
+	if d.Unloaded, err = u.ext.search.AwaitSearchable(ctx, u.ext.search.SearchWait()); err != nil {
+		return err
+	}
+	evs, err := u.ext.search.EntityEvents(ctx, eventstore.EntityQuery{Entity: d.Entity, Value: d.Value, From: d.From, To: d.To, Limit: 500, NoWait: true})
 	if err != nil {
 		return err
 	}

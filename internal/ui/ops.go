@@ -56,7 +56,7 @@ type EventSearch interface {
 	SearchEvents(ctx context.Context, q eventstore.EventQuery) ([]event.Event, string, error)
 	EventStats(ctx context.Context, q eventstore.StatsQuery) ([]eventstore.Bucket, error)
 	ExportEvents(ctx context.Context, q eventstore.EventQuery, w io.Writer, format string) (int64, error)
-	EntityEvents(ctx context.Context, entity, value string, from, to time.Time, limit int) ([]event.Event, error)
+	EntityEvents(ctx context.Context, q eventstore.EntityQuery) ([]event.Event, error)
 }
 
 // opsDeps are the optional parts the later pages use; a nil part makes its

@@ -194,7 +194,8 @@ func (b behindSearch) AwaitSearchable(context.Context, time.Duration) (int, erro
 
 // TestInvestigateSaysWhatIsNotSearchable: when the event store reports
 // events it has not loaded within its search wait, the Investigate page
-// still shows what is loaded and says how many events it leaves out.
+// and the pivot still show what is loaded and say how many events they
+// leave out.
 func TestInvestigateSaysWhatIsNotSearchable(t *testing.T) {
 	e := newEnv(t)
 	e.seedEvents()
@@ -207,5 +208,9 @@ func TestInvestigateSaysWhatIsNotSearchable(t *testing.T) {
 	_, body = e.get(c, "/investigate?q=root")
 	if !strings.Contains(body, "5 events") || !strings.Contains(body, "70000 of the newest events are not searchable yet") {
 		t.Fatalf("with a backlog: want the 5 loaded events and the notice\n%s", body)
+	}
+	_, body = e.get(c, "/investigate/pivot?entity=ip&value=203.0.113.7")
+	if !strings.Contains(body, "Failed password for root") || !strings.Contains(body, "70000 of the newest events are not searchable yet") {
+		t.Fatalf("pivot with a backlog: want the loaded events and the notice\n%s", body)
 	}
 }

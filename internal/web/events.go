@@ -257,7 +257,11 @@ func (s *server) pivot(w http.ResponseWriter, r *http.Request, p principal) erro
 	from, to := around.Add(-window), around.Add(window)
 	ctx := r.Context()
 	var items []pivotItem
-	evs, err := s.events.EntityEvents(ctx, entity, value, from, to, 500)
+	unloaded, err := s.events.AwaitSearchable(ctx, s.events.SearchWait())
+	if err != nil {
+		return err
+	}
+	evs, err := s.events.EntityEvents(ctx, eventstore.EntityQuery{Entity: entity, Value: value, From: from, To: to, Limit: 500, NoWait: true})
 	if err != nil {
 		return err
 	}
@@ -304,7 +308,11 @@ func (s *server) pivot(w http.ResponseWriter, r *http.Request, p principal) erro
 	if items == nil {
 		items = []pivotItem{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"entity": entity, "value": value, "from": from.UTC(), "to": to.UTC(), "timeline": items})
+	resp := map[string]any{"entity": entity, "value": value, "from": from.UTC(), "to": to.UTC(), "timeline": items}
+	if unloaded > 0 {
+		resp["unloaded_events"] = unloaded
+	}
+	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
 

@@ -131,8 +131,8 @@ type Options struct {
 	LoadEvery  time.Duration
 	MaxPending int
 	MaxBacklog int
-	// SearchWait is how long the interactive searches (the API's search
-	// and stats, the console's Investigate page) wait for the events
+	// SearchWait is how long the interactive searches (the API's search,
+	// stats and pivot, the console's Investigate and pivot pages) wait for the events
 	// acknowledged before them to be loaded (default DefaultSearchWait);
 	// after it they answer from what is loaded and say how many events
 	// they could not see (AwaitSearchable).

@@ -169,7 +169,7 @@ type pendingBump struct {
 	seen  time.Time
 	ann   map[string]string // the newest non-empty annotations
 	first alert.Alert       // the first repeat
-	ops   []*op             // the ops of the repeats (nil entries outside processBatch)
+	ops   []*op             // the ops of the repeats
 }
 
 // bump records a repeat of the firing alert id.
@@ -225,9 +225,6 @@ func (s *Service) flushBumps(bc *batchCtx) error {
 			}
 		}
 		for i, p := range b.ops {
-			if p == nil {
-				continue
-			}
 			p.res = out
 			if i > 0 {
 				p.res = Outcome{AlertID: out.AlertID, Fingerprint: fp, IncidentID: out.IncidentID, Deduplicated: true, SuppressedBy: out.SuppressedBy}

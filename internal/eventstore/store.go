@@ -132,10 +132,10 @@ type Options struct {
 	MaxPending int
 	MaxBacklog int
 	// SearchWait is how long the interactive searches (the API's search,
-	// stats and pivot, the console's Investigate and pivot pages) wait for the events
-	// acknowledged before them to be loaded (default DefaultSearchWait);
-	// after it they answer from what is loaded and say how many events
-	// they could not see (AwaitSearchable).
+	// stats and pivot, the console's Investigate and pivot pages) wait
+	// for the events acknowledged before them to be loaded (default
+	// DefaultSearchWait); after it they answer from what is loaded and
+	// say how many events they could not see (AwaitSearchable).
 	SearchWait time.Duration
 	// OnLoad, if set, is called after each load with its row count and
 	// duration (for metrics).

@@ -1,21 +1,14 @@
 package detect
 
 import (
-	"context"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/nocsoc/nocsoc/internal/event"
-	"github.com/nocsoc/nocsoc/internal/ingest"
-	"github.com/nocsoc/nocsoc/internal/loadgen"
-	"github.com/nocsoc/nocsoc/internal/normalize"
+	"github.com/nocsoc/nocsoc/internal/loadgen/loadgentest"
 	"github.com/nocsoc/nocsoc/internal/sigma"
 	"github.com/nocsoc/nocsoc/rules"
 )
@@ -53,64 +46,6 @@ func benchRuleFiles(b *testing.B, n int) []string {
 	return out[:min(n, len(out))]
 }
 
-// collectSink keeps every event the ingest manager delivers.
-type collectSink struct {
-	mu   sync.Mutex
-	evs  []event.Event
-	want int
-	done chan struct{}
-}
-
-func (s *collectSink) Write(_ context.Context, evs []event.Event) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.evs = append(s.evs, evs...)
-	if len(s.evs) >= s.want {
-		select {
-		case s.done <- struct{}{}:
-		default:
-		}
-	}
-	return nil
-}
-
-// loadgenEvents sends n lines of the load generator's mixed Linux stream
-// through a TCP syslog input on loopback and returns the normalized events,
-// as detection receives them in the server.
-func loadgenEvents(b *testing.B, n int) []event.Event {
-	gen, err := loadgen.NewSyslogGen(2, loadgen.FramingOctet)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var frames []byte
-	t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	for i := range n {
-		frames = gen.Append(frames, t0.Add(time.Duration(i)*20*time.Microsecond))
-	}
-	sink := &collectSink{want: n, done: make(chan struct{}, 1)}
-	m := ingest.NewManager(ingest.Options{Sink: sink, Normalize: normalize.Normalize, Location: time.UTC})
-	if err := m.Start(context.Background(), ingest.Config{Syslog: []ingest.SyslogInput{{Name: "syslog-tcp", Protocol: "tcp", Listen: "127.0.0.1:0"}}}); err != nil {
-		b.Fatal(err)
-	}
-	defer m.Stop()
-	c, err := net.Dial("tcp", m.Addrs()["syslog-tcp"].String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.Write(frames); err != nil {
-		b.Fatal(err)
-	}
-	select {
-	case <-sink.done:
-	case <-time.After(time.Minute):
-		b.Fatalf("ingest delivered %d of %d events in a minute", len(sink.evs), n)
-	}
-	sink.mu.Lock()
-	defer sink.mu.Unlock()
-	return sink.evs[:n]
-}
-
 // BenchmarkSigmaLoadgenStream measures the Sigma engine as the end-to-end
 // benchmark runs it: 120 SigmaHQ rules chosen as bench/soc-lib.sh does,
 // plus the built-in rules and correlations, over the load generator's
@@ -135,7 +70,8 @@ func BenchmarkSigmaLoadgenStream(b *testing.B) {
 	if len(cerrs) > 0 {
 		b.Fatalf("compile: %v", cerrs)
 	}
-	evs := loadgenEvents(b, 100_000)
+	const n = 100_000
+	evs := loadgentest.Events(b, loadgentest.Frames(b, n), n)
 	matches := 0
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -73,6 +73,11 @@ type Options struct {
 	// AgentCheckEvery is how often endpoints are checked for missed
 	// heartbeats; default 30s (tests shorten it).
 	AgentCheckEvery time.Duration
+	// HealthEvery and HealthFor are the SOC pipeline health watcher's
+	// period and how long a condition must last (defaults 10s and 1m;
+	// tests shorten them). EventLoadEvery is the event store's LoadEvery
+	// (default 2s; tests lengthen it to hold a backlog).
+	HealthEvery, HealthFor, EventLoadEvery time.Duration
 }
 
 // App is a running nocsoc server.
@@ -154,6 +159,7 @@ func (a *App) open(ctx context.Context) error {
 		CheckpointThreshold: strings.TrimSpace(cfg.Server.EventStore.CheckpointThreshold),
 		LoadRows:            cfg.Server.EventStore.LoadRows,
 		MaxBacklog:          cfg.Server.EventStore.MaxBacklog,
+		LoadEvery:           a.opts.EventLoadEvery,
 		SearchWait:          cfg.Server.EventStore.SearchWait.D(),
 		Threads:             cfg.Server.EventStore.Threads,
 		Logger:              a.log,
@@ -530,6 +536,13 @@ func (a *App) Run(ctx context.Context) error {
 		defer wg.Done()
 		a.socHousekeeping(runCtx)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// NOC alerts about the SOC pipeline itself (internal/soc/health.go).
+		soc.NewHealthWatcher(soc.HealthOptions{Read: a.pipelineHealth, Alerts: responseSink{a.resp},
+			Every: a.opts.HealthEvery, For: a.opts.HealthFor, Now: a.opts.Now, Logger: a.log}).Run(runCtx)
+	}()
 	socDone := make(chan struct{})
 	socCtx, socCancel := context.WithCancel(context.WithoutCancel(ctx))
 	go func() {
@@ -595,6 +608,17 @@ func (a *App) Run(ctx context.Context) error {
 
 // socHousekeeping drives time-based detection (a log source gone silent)
 // and event retention.
+// pipelineHealth is the SOC pipeline's state for its health watcher.
+func (a *App) pipelineHealth() soc.HealthReading {
+	st := a.soc.Stats()
+	r := soc.HealthReading{Unloaded: a.events.UnloadedEvents(), MaxBacklog: a.events.MaxBacklog(), Lost: a.events.LostEvents(),
+		DetectionLag: st.DetectionLag, DetectionQueued: st.QueuedEvents}
+	for _, in := range a.ingest.Stats() {
+		r.UDPDrops += in.UDPDrops
+	}
+	return r
+}
+
 func (a *App) socHousekeeping(ctx context.Context) {
 	tick := time.NewTicker(15 * time.Second)
 	defer tick.Stop()

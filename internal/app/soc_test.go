@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -129,5 +130,66 @@ func TestPostEventsNamesBadLines(t *testing.T) {
 	h.do("GET", "/api/v1/events?q=world&from=2026-11-27T00:00:00Z&to=2026-11-28T00:00:00Z", "", http.StatusOK, &res)
 	if len(res.Events) != 1 {
 		t.Errorf("search after POST found %d events", len(res.Events))
+	}
+}
+
+// TestPipelineHealthAlert: an event store that falls behind raises a NOC
+// alert about the pipeline itself, which resolves once the backlog has
+// been loaded.
+func TestPipelineHealthAlert(t *testing.T) {
+	cfg := "server:\n  eventstore:\n    max_backlog: 2000\ninputs:\n  syslog:\n    - {name: syslog-tcp, protocol: tcp, listen: 127.0.0.1:0}\n"
+	path := filepath.Join(t.TempDir(), "nocsoc.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The loader would wait an hour before loading fewer than load_rows
+	// events: the backlog stays until a search asks for it.
+	h := startWith(t, app.Options{ConfigPath: path, HealthEvery: 20 * time.Millisecond, HealthFor: 100 * time.Millisecond, EventLoadEvery: time.Hour})
+	conn, err := net.Dial("tcp", h.app.Ingest().Addrs()["syslog-tcp"].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for i := range 1000 { // over a quarter of max_backlog
+		fmt.Fprintf(&b, "<86>%s web1 cron[%d]: (root) CMD (run-parts /etc/cron.hourly)\n", time.Now().Format(time.Stamp), 100+i)
+	}
+	if _, err := conn.Write([]byte(b.String())); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+
+	behind := func() *alertJSON {
+		for _, a := range h.alerts("team=noc") {
+			if a.Labels["alertname"] == "NocsocEventStoreBehind" {
+				return &a
+			}
+		}
+		return nil
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	a := behind()
+	for ; a == nil && time.Now().Before(deadline); a = behind() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if a == nil {
+		t.Fatalf("no NocsocEventStoreBehind alert; unloaded events %d", h.app.Events().UnloadedEvents())
+	}
+	if a.Status != "firing" || a.Origin != "natural" || a.Severity != "medium" || a.Labels["component"] != "soc-pipeline" {
+		t.Errorf("alert = %+v", *a)
+	}
+	// A search waits for the events: the backlog is loaded, and the alert
+	// resolves once that has lasted HealthFor.
+	var res struct {
+		Events []json.RawMessage `json:"events"`
+	}
+	h.do("GET", "/api/v1/events?q="+url.QueryEscape("process.name:cron")+"&limit=5", "", http.StatusOK, &res)
+	if len(res.Events) == 0 {
+		t.Error("search found no cron events")
+	}
+	for a = behind(); a != nil && a.Status == "firing" && time.Now().Before(deadline); a = behind() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if a == nil || a.Status != "resolved" {
+		t.Fatalf("alert after the backlog was loaded: %+v; unloaded events %d", a, h.app.Events().UnloadedEvents())
 	}
 }

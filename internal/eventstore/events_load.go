@@ -91,6 +91,10 @@ func (s *Store) pendingRows() int {
 // journal) that the loader has not yet moved into DuckDB.
 func (s *Store) UnloadedEvents() int { return s.pendingRows() }
 
+// MaxBacklog is the number of unloaded events at which writers are paced
+// (Options.MaxBacklog).
+func (s *Store) MaxBacklog() int { return s.o.MaxBacklog }
+
 // SpilledEvents is the number of unloaded events held only in the journal's
 // files, not in memory: the backlog beyond MaxPending.
 func (s *Store) SpilledEvents() int {

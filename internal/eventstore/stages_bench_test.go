@@ -134,48 +134,39 @@ func loadStage(b *testing.B, s *Store, release chan struct{}) {
 
 // BenchmarkStageJournal: AppendEvents until acknowledged (encoding
 // included), the loader held back.
-func BenchmarkStageJournal(b *testing.B) {
-	evs := stageEvs(b)
-	var cpu time.Duration
-	n := 0
-	for b.Loop() {
-		b.StopTimer()
-		s, release := stageStore(b)
-		b.StartTimer()
-		c0 := processCPU()
-		journalStage(b, s, evs)
-		cpu += processCPU() - c0
-		n += len(evs)
-		b.StopTimer()
-		close(release)
-		if err := s.Close(); err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-	}
-	reportStage(b, cpu, n)
-}
+func BenchmarkStageJournal(b *testing.B) { storeStage(b, false) }
 
 // BenchmarkStageLoad: the loader, from journaled records to rows
 // checkpointed in DuckDB: decoding, the Go appender and DuckDB's append,
 // commit (its WAL) and checkpoint.
-func BenchmarkStageLoad(b *testing.B) {
+func BenchmarkStageLoad(b *testing.B) { storeStage(b, true) }
+
+// storeStage runs the journal stage and then the load stage on a fresh
+// store each op and measures the load stage if load, else the journal's.
+func storeStage(b *testing.B, load bool) {
 	evs := stageEvs(b)
 	var cpu time.Duration
 	n := 0
+	stage := func(measured bool, run func()) {
+		if !measured {
+			run()
+			return
+		}
+		b.StartTimer()
+		c0 := processCPU()
+		run()
+		cpu += processCPU() - c0
+		b.StopTimer()
+	}
 	for b.Loop() {
 		b.StopTimer()
 		s, release := stageStore(b)
-		journalStage(b, s, evs)
-		b.StartTimer()
-		c0 := processCPU()
-		loadStage(b, s, release)
-		cpu += processCPU() - c0
-		n += len(evs)
-		b.StopTimer()
+		stage(!load, func() { journalStage(b, s, evs) })
+		stage(load, func() { loadStage(b, s, release) })
 		if err := s.Close(); err != nil {
 			b.Fatal(err)
 		}
+		n += len(evs)
 		b.StartTimer()
 	}
 	reportStage(b, cpu, n)

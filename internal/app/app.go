@@ -606,8 +606,6 @@ func (a *App) Run(ctx context.Context) error {
 	return runErr
 }
 
-// socHousekeeping drives time-based detection (a log source gone silent)
-// and event retention.
 // pipelineHealth is the SOC pipeline's state for its health watcher.
 func (a *App) pipelineHealth() soc.HealthReading {
 	st := a.soc.Stats()
@@ -619,6 +617,8 @@ func (a *App) pipelineHealth() soc.HealthReading {
 	return r
 }
 
+// socHousekeeping drives time-based detection (a log source gone silent)
+// and event retention.
 func (a *App) socHousekeeping(ctx context.Context) {
 	tick := time.NewTicker(15 * time.Second)
 	defer tick.Stop()

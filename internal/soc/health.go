@@ -182,6 +182,7 @@ func (w *HealthWatcher) Check(ctx context.Context) {
 	if !w.read {
 		// Counters since start: the first reading is the baseline.
 		prev, w.read = r, true
+		w.resolveStale(ctx, r, now)
 	}
 	w.prev = r
 	for _, c := range w.conds {
@@ -216,6 +217,20 @@ func (w *HealthWatcher) Check(ctx context.Context) {
 				}
 				c.firing, c.since = false, time.Time{}
 			}
+		}
+	}
+}
+
+// resolveStale resolves, at start, the alerts an earlier run may have left
+// firing whose condition is over now; the workflow ignores the resolve of
+// an alert that is not firing. A loss stays for an operator.
+func (w *HealthWatcher) resolveStale(ctx context.Context, r HealthReading, now time.Time) {
+	for _, c := range w.conds {
+		if c.sticky || !c.off(r, r) {
+			continue
+		}
+		if err := w.o.Alerts.Resolve(ctx, HealthFingerprint(c.name), now); err != nil {
+			w.o.Logger.Warn("resolving a pipeline health alert failed", "alert", c.name, "err", err)
 		}
 	}
 }

@@ -24,8 +24,8 @@ func (s *healthSink) Fire(_ context.Context, a alert.Alert) error {
 }
 
 func (s *healthSink) Resolve(_ context.Context, fp string, _ time.Time) error {
-	for name, a := range s.fired {
-		if a.Fingerprint == fp {
+	for _, name := range []string{AlertEventStoreBehind, AlertInputsPaced, AlertDetectionLate, AlertEventsLost, AlertUDPDrops} {
+		if HealthFingerprint(name) == fp {
 			s.log = append(s.log, "resolve "+name)
 			return nil
 		}
@@ -47,6 +47,14 @@ func newHealthRig(t *testing.T) *healthRig {
 		sink: &healthSink{fired: map[string]alert.Alert{}}}
 	h.w = NewHealthWatcher(HealthOptions{Read: func() HealthReading { return h.r }, Alerts: h.sink,
 		Now: func() time.Time { return h.now }, For: time.Minute, LagLimit: 30 * time.Second})
+	return h
+}
+
+// start makes the first check (which resolves what an earlier run left
+// firing, TestHealthStart) and forgets what it did.
+func (h *healthRig) start() *healthRig {
+	h.step(1)
+	h.sink.log = nil
 	return h
 }
 
@@ -73,7 +81,7 @@ func (h *healthRig) want(got []string, want ...string) {
 // has been small for For: a short burst raises nothing, a fluctuating one
 // does not flap.
 func TestHealthBacklog(t *testing.T) {
-	h := newHealthRig(t)
+	h := newHealthRig(t).start()
 	h.want(h.step(1))
 	h.r.Unloaded = 500 // over a quarter of 1,600
 	h.want(h.step(5))  // 50 s: not yet
@@ -103,7 +111,7 @@ func TestHealthBacklog(t *testing.T) {
 // Detection is late while events wait and the newest batch took longer
 // than LagLimit; an empty queue means it has caught up.
 func TestHealthDetectionLate(t *testing.T) {
-	h := newHealthRig(t)
+	h := newHealthRig(t).start()
 	h.r.DetectionLag, h.r.DetectionQueued = 45*time.Second, 0
 	h.want(h.step(10))
 	h.r.DetectionQueued = 20000
@@ -120,6 +128,7 @@ func TestHealthDetectionLate(t *testing.T) {
 func TestHealthLossAndUDPDrops(t *testing.T) {
 	h := newHealthRig(t)
 	h.r.Lost, h.r.UDPDrops = 3, 10
+	h.start()
 	h.want(h.step(1))
 	h.want(h.step(30))
 	h.r.Lost = 19
@@ -137,4 +146,14 @@ func TestHealthLossAndUDPDrops(t *testing.T) {
 	h.want(h.step(5)) // still dropping: stays firing, no repeat
 	h.want(h.step(7), "resolve "+AlertUDPDrops)
 	h.want(h.step(30))
+}
+
+// At start the watcher resolves the alerts an earlier run may have left
+// firing, for the conditions that are over; not a loss, and not what still
+// holds.
+func TestHealthStart(t *testing.T) {
+	h := newHealthRig(t)
+	h.r.Unloaded = 300 // over a sixteenth of 1,600: the backlog is not over
+	h.want(h.step(1), "resolve "+AlertInputsPaced, "resolve "+AlertDetectionLate, "resolve "+AlertUDPDrops)
+	h.want(h.step(10))
 }

@@ -136,13 +136,18 @@ func (s *Store) EventCount(ctx context.Context) (int64, error) {
 	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("eventstore: event count: %w", err)
 	}
+	if s.ev.files != nil {
+		_, rows, _, _, _, _ := s.ev.files.totals()
+		n += rows
+	}
 	return n, nil
 }
 
-// selectEvents is the column list scanEvent reads.
+// selectEvents is the column list scanEvent reads, up to the relation
+// (eventsFrom) that follows it.
 const selectEvents = `SELECT id, ts, received, host, input, message, source_ip, source_port, destination_ip,
 	user_name, process_name, event_action, event_outcome, event_category, http_status, url_path,
-	fields, raw, parse_error, message_from_raw, packed FROM events`
+	fields, raw, parse_error, message_from_raw, packed FROM `
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -324,17 +329,21 @@ func (s *Store) SearchEvents(ctx context.Context, q EventQuery) ([]event.Event, 
 	return evs, next, nil
 }
 
-func (s *Store) queryEvents(ctx context.Context, q string, args ...any) ([]event.Event, error) {
+// queryEvents reads the events of selectEvents, over the events in sc,
+// followed by tail (a WHERE clause and more) with args.
+func (s *Store) queryEvents(ctx context.Context, sc fileScope, tail string, args ...any) ([]event.Event, error) {
 	if err := s.syncEvents(ctx); err != nil {
 		return nil, err
 	}
-	return s.queryLoaded(ctx, q, args...)
+	return s.queryLoaded(ctx, sc, tail, args...)
 }
 
-// queryLoaded is queryEvents over what DuckDB holds, without waiting for
-// the loader.
-func (s *Store) queryLoaded(ctx context.Context, q string, args ...any) ([]event.Event, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
+// queryLoaded is queryEvents over what is loaded, without waiting for the
+// loader.
+func (s *Store) queryLoaded(ctx context.Context, sc fileScope, tail string, args ...any) ([]event.Event, error) {
+	rel, release := s.eventsFrom(sc)
+	defer release()
+	rows, err := s.db.QueryContext(ctx, selectEvents+rel+tail, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -364,7 +373,9 @@ func (s *Store) EventsByID(ctx context.Context, ids []uint64) ([]event.Event, er
 	for i, id := range ids {
 		args[i] = id
 	}
-	evs, err := s.queryEvents(ctx, selectEvents+" WHERE id IN ("+ph[:len(ph)-1]+")", args...)
+	sc := allFiles
+	sc.ids = ids
+	evs, err := s.queryEvents(ctx, sc, " WHERE id IN ("+ph[:len(ph)-1]+")", args...)
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: events by id: %w", err)
 	}
@@ -437,7 +448,7 @@ func (s *Store) EntityEvents(ctx context.Context, q EntityQuery) ([]event.Event,
 		}
 	}
 	args = append(args, from.UnixMicro(), to.UnixMicro(), limit)
-	evs, err := s.queryLoaded(ctx, selectEvents+" WHERE "+cond+
+	evs, err := s.queryLoaded(ctx, scopeTime(from, to), " WHERE "+cond+
 		" AND ts >= make_timestamp(?) AND ts < make_timestamp(?) ORDER BY ts DESC, id DESC LIMIT ?", args...)
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: entity events: %w", err)

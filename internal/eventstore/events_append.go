@@ -70,6 +70,11 @@ type eventWriter struct {
 	ld  loadState // guarded by lmu
 
 	lconn      *sql.Conn // the loader's connection
+	// files indexes the event files the loader writes (eventfiles.go);
+	// nil for an in-memory store, whose events go to the events table.
+	files *eventFiles
+	// mergeAfter pauses merging after a failed merge (loader only).
+	mergeAfter time.Time
 	kick, stop chan struct{}
 	loaderDone chan struct{}
 	// loaderNice is the nice value the loader's thread runs at, once known

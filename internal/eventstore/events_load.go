@@ -285,6 +285,8 @@ func (s *Store) runLoader() {
 				break
 			}
 		}
+		for !stop && !s.loadDue(false) && s.mergeOnce() {
+		}
 		if stop {
 			s.ev.lmu.Lock()
 			s.ev.ld.stopping = true
@@ -294,6 +296,36 @@ func (s *Store) runLoader() {
 			return
 		}
 	}
+}
+
+// mergeOnce merges the oldest run of small event files that is due
+// (pickMerge) and says whether it merged. It runs on the loader when it
+// has nothing to load: a merge copies bytes and costs little CPU, but it
+// must not delay a load.
+func (s *Store) mergeOnce() bool {
+	fs := s.ev.files
+	if fs == nil || time.Now().Before(s.ev.mergeAfter) {
+		return false
+	}
+	fs.changeMu.Lock()
+	defer fs.changeMu.Unlock()
+	fs.mu.Lock()
+	run := slices.Clone(pickMerge(fs.files, int64(s.o.MergeRows)))
+	fs.mu.Unlock()
+	if run == nil {
+		return false
+	}
+	nf, err := mergeFiles(fs.dir, run)
+	if err != nil {
+		s.log.Error("merging event files failed; they stay as they are, and merging pauses for a minute", "files", len(run), "err", err)
+		s.ev.mergeAfter = time.Now().Add(time.Minute)
+		return false
+	}
+	fs.replace(run, nf)
+	if s.o.OnMerge != nil {
+		s.o.OnMerge(len(run), nf.rows)
+	}
+	return true
 }
 
 // loadDue says whether a load should run now.
@@ -340,7 +372,7 @@ func (s *Store) loadOnce() error {
 	start := time.Now()
 	recs, damaged, err := s.segmentRecords(seg)
 	if err == nil {
-		_, _, err = appendRecords(context.Background(), s.ev.lconn, recs, eventCols, 0)
+		_, _, err = s.storeRecords(context.Background(), recs, eventCols, 0)
 	}
 	if err == nil {
 		if s.o.OnLoad != nil {
@@ -425,6 +457,21 @@ func (s *Store) setAside(seg loadSeg, d *segRecords) {
 		"segment", path, "kept_as", kept, "intact_bytes", d.intact, "events_loaded", d.rows, "events_lost", seg.rows-d.rows)
 }
 
+// storeRecords stores the rows of journal record payloads with an id above
+// afterID: as one event file when the store has them, else in the events
+// table. It returns how many rows it stored and the last one's id.
+func (s *Store) storeRecords(ctx context.Context, recs [][]byte, cols int, afterID uint64) (n int, lastID uint64, err error) {
+	if s.ev.files == nil {
+		return appendRecords(ctx, s.ev.lconn, recs, cols, afterID)
+	}
+	f, err := writeEventFile(s.ev.files.dir, recs, cols, afterID)
+	if err != nil || f == nil {
+		return 0, 0, err
+	}
+	s.ev.files.add(f)
+	return int(f.rows), f.last, nil
+}
+
 // appendRecords appends the rows of journal record payloads (ids set),
 // rows of cols values, to the events table in one transaction, decoding
 // them row by row; rows with an id up to afterID are skipped (DuckDB has
@@ -466,6 +513,15 @@ func (s *Store) openJournal(ctx context.Context) error {
 	var maxID uint64
 	if err := conn.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM events`).Scan(&maxID); err != nil {
 		return fmt.Errorf("read last event id: %w", err)
+	}
+	if s.o.Path != "" && s.o.Path != ":memory:" && !s.o.tableOnly {
+		fs, err := openEventFiles(s.o.Path+".events", s.log)
+		if err != nil {
+			return err
+		}
+		s.ev.files = fs
+		_, _, _, _, _, last := fs.totals()
+		maxID = max(maxID, last)
 	}
 	s.ev.nextID = maxID + 1
 	s.ev.ld.loadedID, s.ev.ld.lastID = maxID, maxID
@@ -510,7 +566,7 @@ func (s *Store) openJournal(ctx context.Context) error {
 			if sr.torn {
 				s.log.Warn("journal segment ends in a torn record (a write cut short by a crash; it was never acknowledged)", "segment", sg.path, "intact_bytes", sr.intact)
 			}
-			n, last, err := appendRecords(ctx, conn, sr.payloads, sg.cols, maxID)
+			n, last, err := s.storeRecords(ctx, sr.payloads, sg.cols, maxID)
 			if err != nil {
 				return fmt.Errorf("replay journal segment %s: %w", sg.path, err)
 			}

@@ -103,12 +103,16 @@ func TestPackedRoundTrip(t *testing.T) {
 		14: all,
 		15: packRawIsMessage,
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT id, packed, raw, fields FROM events ORDER BY id`)
+	rel, release := s.eventsFrom(allFiles)
+	defer release()
+	rows, err := s.db.QueryContext(ctx, `SELECT id, packed, raw, fields FROM `+rel+` ORDER BY id`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
+	seen := 0
 	for rows.Next() {
+		seen++
 		var (
 			id      uint64
 			bits    int32
@@ -134,6 +138,9 @@ func TestPackedRoundTrip(t *testing.T) {
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
+	}
+	if seen != len(evs) {
+		t.Errorf("%d stored rows read, want %d", seen, len(evs))
 	}
 }
 

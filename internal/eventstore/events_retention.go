@@ -3,6 +3,7 @@ package eventstore
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -14,10 +15,10 @@ import (
 type Retention struct {
 	// MaxAge: events whose time is older than now − MaxAge may be deleted.
 	MaxAge time.Duration
-	// MaxBytes: when the database file uses more than this, the oldest
-	// events may be deleted until the estimate fits. The size is the whole
-	// DuckDB file's used blocks (events dominate it); the bytes an event
-	// takes are estimated as that size over the number of events.
+	// MaxBytes: when the store uses more than this, the oldest events may
+	// be deleted until the estimate fits. The size is the DuckDB file's
+	// used blocks plus the event files (events dominate both); the bytes
+	// an event takes are estimated as that size over the number of events.
 	MaxBytes int64
 }
 
@@ -54,12 +55,29 @@ func (s *Store) PlanRetention(ctx context.Context, r Retention, now time.Time) (
 		maxID   uint64
 		used    int64
 		reasons []string
+		err     error
 	)
 	if err := s.db.QueryRowContext(ctx, `SELECT count(*), coalesce(max(id), 0) FROM events`).Scan(&total, &maxID); err != nil {
 		return p, fmt.Errorf("eventstore: plan retention: %w", err)
 	}
-	if err := s.db.QueryRowContext(ctx, `SELECT used_blocks * block_size FROM pragma_database_size()`).Scan(&used); err != nil {
-		return p, fmt.Errorf("eventstore: plan retention: database size: %w", err)
+	if used, err = s.usedBytes(ctx); err != nil {
+		return p, fmt.Errorf("eventstore: plan retention: %w", err)
+	}
+	if s.ev.files != nil {
+		_, rows, _, _, _, last := s.ev.files.totals()
+		total, maxID = total+rows, max(maxID, last)
+	}
+	// A cut at or before the oldest event is read over the files whose
+	// events may lie before it.
+	count := func(cut time.Time) (int64, error) {
+		sc := allFiles
+		sc.hi = cut.UnixMicro() - 1
+		rel, release := s.eventsFrom(sc)
+		defer release()
+		var n int64
+		err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM `+rel+` WHERE ts < make_timestamp(?) AND id <= ?`,
+			cut.UnixMicro(), maxID).Scan(&n)
+		return n, err
 	}
 	p.UpToID = maxID
 	if total == 0 {
@@ -68,9 +86,8 @@ func (s *Store) PlanRetention(ctx context.Context, r Retention, now time.Time) (
 	perRow := float64(used) / float64(total)
 	if r.MaxAge > 0 {
 		cut := now.Add(-r.MaxAge).UTC().Truncate(time.Microsecond)
-		var n int64
-		if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE ts < make_timestamp(?) AND id <= ?`,
-			cut.UnixMicro(), maxID).Scan(&n); err != nil {
+		n, err := count(cut)
+		if err != nil {
 			return p, fmt.Errorf("eventstore: plan retention: %w", err)
 		}
 		if n > 0 {
@@ -80,20 +97,9 @@ func (s *Store) PlanRetention(ctx context.Context, r Retention, now time.Time) (
 	}
 	if r.MaxBytes > 0 && used > r.MaxBytes {
 		excess := int64(float64(used-r.MaxBytes)/perRow + 0.999999)
-		var cut time.Time
-		if excess >= total {
-			var last time.Time
-			if err := s.db.QueryRowContext(ctx, `SELECT max(ts) FROM events`).Scan(&last); err != nil {
-				return p, fmt.Errorf("eventstore: plan retention: %w", err)
-			}
-			cut = last.UTC().Add(time.Microsecond)
-		} else {
-			// The (excess+1)-th oldest event: strictly older ones number
-			// at most excess.
-			if err := s.db.QueryRowContext(ctx, `SELECT ts FROM events ORDER BY ts LIMIT 1 OFFSET ?`, excess).Scan(&cut); err != nil {
-				return p, fmt.Errorf("eventstore: plan retention: %w", err)
-			}
-			cut = cut.UTC()
+		cut, err := s.sizeCut(ctx, excess, total)
+		if err != nil {
+			return p, fmt.Errorf("eventstore: plan retention: %w", err)
 		}
 		if cut.After(p.DeleteBefore) {
 			p.DeleteBefore = cut
@@ -103,8 +109,7 @@ func (s *Store) PlanRetention(ctx context.Context, r Retention, now time.Time) (
 	if p.DeleteBefore.IsZero() {
 		return p, nil
 	}
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE ts < make_timestamp(?) AND id <= ?`,
-		p.DeleteBefore.UnixMicro(), maxID).Scan(&p.Rows); err != nil {
+	if p.Rows, err = count(p.DeleteBefore); err != nil {
 		return p, fmt.Errorf("eventstore: plan retention: %w", err)
 	}
 	if p.Rows == 0 {
@@ -113,6 +118,82 @@ func (s *Store) PlanRetention(ctx context.Context, r Retention, now time.Time) (
 	p.Bytes = int64(perRow * float64(p.Rows))
 	p.Reason = strings.Join(reasons, "; ")
 	return p, nil
+}
+
+// usedBytes is the storage the size rule limits: the DuckDB file's used
+// blocks and the event files.
+func (s *Store) usedBytes(ctx context.Context) (int64, error) {
+	var used int64
+	if err := s.db.QueryRowContext(ctx, `SELECT used_blocks * block_size FROM pragma_database_size()`).Scan(&used); err != nil {
+		return 0, fmt.Errorf("database size: %w", err)
+	}
+	if s.ev.files != nil {
+		_, _, bytes, _, _, _ := s.ev.files.totals()
+		used += bytes
+	}
+	return used, nil
+}
+
+// sizeCut returns the time before which the excess oldest of total events
+// lie: strictly older events number at most excess.
+func (s *Store) sizeCut(ctx context.Context, excess, total int64) (time.Time, error) {
+	rel, release := s.eventsFrom(allFiles)
+	defer release()
+	var cut time.Time
+	if excess >= total {
+		if err := s.db.QueryRowContext(ctx, `SELECT max(ts) FROM `+rel).Scan(&cut); err != nil {
+			return cut, err
+		}
+		return cut.UTC().Add(time.Microsecond), nil
+	}
+	// The (excess+1)-th oldest event.
+	if err := s.db.QueryRowContext(ctx, `SELECT ts FROM `+rel+` ORDER BY ts LIMIT 1 OFFSET ?`, excess).Scan(&cut); err != nil {
+		return cut, err
+	}
+	return cut.UTC(), nil
+}
+
+// retainFiles applies p to the event files: a file whose events all fall
+// under p is deleted, one that holds events on both sides of the cut is
+// rewritten without those that do. It returns the events deleted.
+func (s *Store) retainFiles(p RetentionPlan) (int64, error) {
+	fs := s.ev.files
+	if fs == nil {
+		return 0, nil
+	}
+	fs.changeMu.Lock()
+	defer fs.changeMu.Unlock()
+	cut, upTo := p.DeleteBefore.UnixMicro(), p.UpToID
+	if upTo == 0 {
+		upTo = math.MaxUint64
+	}
+	fs.mu.Lock()
+	var hit []*eventFile
+	for _, f := range fs.files {
+		if f.minTS < cut && f.first <= upTo {
+			hit = append(hit, f)
+		}
+	}
+	fs.mu.Unlock()
+	var n int64
+	for _, f := range hit {
+		if f.maxTS < cut && f.last <= upTo {
+			fs.replace([]*eventFile{f}, nil)
+			n += f.rows
+			continue
+		}
+		nf, dropped, err := rewriteFile(fs.dir, f, func(id uint64, ts int64) bool { return ts < cut && id <= upTo })
+		if err != nil {
+			return n, err
+		}
+		if dropped > 0 {
+			fs.replace([]*eventFile{f}, nf)
+			n += dropped
+		} else if nf != nil {
+			fs.remove([]string{nf.path}) // nothing to drop after all
+		}
+	}
+	return n, nil
 }
 
 // ApplyRetention deletes exactly the events p covers (see RetentionPlan),
@@ -141,7 +222,12 @@ func (s *Store) ApplyRetention(ctx context.Context, p RetentionPlan) (int64, err
 	if err != nil {
 		return 0, fmt.Errorf("eventstore: apply retention: %w", err)
 	}
+	fn, ferr := s.retainFiles(p)
+	n += fn
 	s.log.Info("deleted events by retention policy", "rows", n)
+	if ferr != nil {
+		return n, fmt.Errorf("eventstore: apply retention: %w", ferr)
+	}
 	if _, err := s.db.ExecContext(ctx, `CHECKPOINT`); err != nil {
 		// The rows are gone either way; the space comes back at the next
 		// checkpoint.

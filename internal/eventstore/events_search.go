@@ -134,9 +134,10 @@ type tsSpan struct {
 	earlyMin, earlyMax time.Time
 }
 
-// get returns the span, reading it from db the first time. It holds mu
-// while reading so that an extend racing with the read is not lost.
-func (sp *tsSpan) get(ctx context.Context, db *sql.DB) (lo, hi time.Time, ok bool, err error) {
+// get returns the span, reading it from db and files (nil when there are
+// none) the first time. It holds mu while reading so that an extend racing
+// with the read is not lost.
+func (sp *tsSpan) get(ctx context.Context, db *sql.DB, files *eventFiles) (lo, hi time.Time, ok bool, err error) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	if !sp.loaded {
@@ -146,6 +147,11 @@ func (sp *tsSpan) get(ctx context.Context, db *sql.DB) (lo, hi time.Time, ok boo
 		}
 		sp.loaded, sp.nonEmpty = true, mn.Valid
 		sp.min, sp.max = mn.Time.UTC(), mx.Time.UTC()
+		if files != nil {
+			if n, _, _, fmin, fmax, _ := files.totals(); n > 0 {
+				sp.widen(time.UnixMicro(fmin).UTC(), time.UnixMicro(fmax).UTC())
+			}
+		}
 		if sp.early {
 			sp.widen(sp.earlyMin, sp.earlyMax)
 		}
@@ -193,7 +199,7 @@ func (sp *tsSpan) widen(lo, hi time.Time) {
 // its to and its cursor's time.
 func (s *Store) newestFirst(ctx context.Context, where string, args []any, from, upper time.Time, limit int) ([]event.Event, error) {
 	const order = " ORDER BY ts DESC, id DESC LIMIT ?"
-	oldest, newest, ok, err := s.span.get(ctx, s.db)
+	oldest, newest, ok, err := s.span.get(ctx, s.db, s.ev.files)
 	if err != nil {
 		return nil, err
 	}
@@ -211,12 +217,16 @@ func (s *Store) newestFirst(ctx context.Context, where string, args []any, from,
 			if lo <= oldest.UnixMicro() || (!from.IsZero() && lo <= from.UnixMicro()) {
 				break // the window is the whole range: ask it once, below
 			}
-			evs, err := s.queryLoaded(ctx, selectEvents+glue+"ts >= make_timestamp(?)"+order,
+			evs, err := s.queryLoaded(ctx, fileScope{lo: lo, hi: hi}, glue+"ts >= make_timestamp(?)"+order,
 				slices.Concat(args, []any{lo, limit})...)
 			if err != nil || len(evs) == limit {
 				return evs, err
 			}
 		}
 	}
-	return s.queryLoaded(ctx, selectEvents+where+order, slices.Concat(args, []any{limit})...)
+	sc := scopeTime(from, upper)
+	if !upper.IsZero() {
+		sc.hi = upper.UnixMicro() // a cursor's own time is still in range
+	}
+	return s.queryLoaded(ctx, sc, where+order, slices.Concat(args, []any{limit})...)
 }

@@ -93,17 +93,19 @@ func (s *Store) EventStats(ctx context.Context, q StatsQuery) ([]Bucket, error) 
 		return nil, fmt.Errorf("eventstore: event stats: %w", err)
 	}
 	iv := q.Interval.Microseconds()
+	rel, release := s.eventsFrom(scopeTime(q.From, q.To))
+	defer release()
 	var sqlText string
 	switch {
 	case q.Interval <= 0:
-		sqlText = `SELECT k, NULL, count(*) FROM (SELECT ` + key + ` AS k FROM events` + where + `)
+		sqlText = `SELECT k, NULL, count(*) FROM (SELECT ` + key + ` AS k FROM ` + rel + where + `)
 			WHERE k IS NOT NULL GROUP BY k ORDER BY count(*) DESC, k LIMIT ?`
 		args = append(args, limit)
 	case key == "":
-		sqlText = `SELECT NULL, epoch_us(ts) // ? * ? AS b, count(*) FROM events` + where + ` GROUP BY b ORDER BY b`
+		sqlText = `SELECT NULL, epoch_us(ts) // ? * ? AS b, count(*) FROM ` + rel + where + ` GROUP BY b ORDER BY b`
 		args = append([]any{iv, iv}, args...)
 	default:
-		sqlText = `WITH base AS (SELECT ts, ` + key + ` AS k FROM events` + where + `),
+		sqlText = `WITH base AS (SELECT ts, ` + key + ` AS k FROM ` + rel + where + `),
 			top AS (SELECT k FROM base WHERE k IS NOT NULL GROUP BY k ORDER BY count(*) DESC, k LIMIT ?)
 			SELECT k, epoch_us(ts) // ? * ? AS b, count(*) FROM base WHERE k IN (SELECT k FROM top)
 			GROUP BY b, k ORDER BY b, k`
@@ -193,7 +195,9 @@ func (s *Store) ExportEvents(ctx context.Context, q EventQuery, w io.Writer, for
 	if err != nil {
 		return 0, fmt.Errorf("eventstore: export events: %w", err)
 	}
-	sqlText := selectEvents + where + " ORDER BY ts DESC, id DESC"
+	rel, release := s.eventsFrom(scopeTime(q.From, q.To))
+	defer release()
+	sqlText := selectEvents + rel + where + " ORDER BY ts DESC, id DESC"
 	if q.Limit > 0 {
 		sqlText += " LIMIT ?"
 		args = append(args, q.Limit)

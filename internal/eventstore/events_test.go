@@ -449,8 +449,11 @@ func TestRetentionSizeKeepsNewest(t *testing.T) {
 	if _, err := s.db.ExecContext(ctx, `CHECKPOINT`); err != nil {
 		t.Fatal(err)
 	}
-	var used int64
-	if err := s.db.QueryRow(`SELECT used_blocks * block_size FROM pragma_database_size()`).Scan(&used); err != nil {
+	if err := s.syncEvents(ctx); err != nil {
+		t.Fatal(err)
+	}
+	used, err := s.usedBytes(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
 	p, err := s.PlanRetention(ctx, Retention{MaxBytes: used / 2}, at(0))

@@ -91,12 +91,14 @@ func BenchmarkStageEncode(b *testing.B) {
 }
 
 // stageStore opens a store in a temporary directory whose loader waits
-// until release is closed.
-func stageStore(b *testing.B) (s *Store, release chan struct{}) {
+// until release is closed; with table it loads into the events table
+// instead of event files.
+func stageStore(b *testing.B, table bool) (s *Store, release chan struct{}) {
 	b.Helper()
 	release = make(chan struct{})
 	s, err := Open(context.Background(), Options{
 		Path:       filepath.Join(b.TempDir(), "events.duckdb"),
+		tableOnly:  table,
 		Now:        func() time.Time { return loadgentest.Start },
 		beforeLoad: func() { <-release },
 	})
@@ -117,9 +119,9 @@ func journalStage(b *testing.B, s *Store, evs []event.Event) {
 	}
 }
 
-// loadStage lets the loader move everything into DuckDB (one 16,384-row
-// transaction a segment, as in the server) and then checkpoints, so that
-// DuckDB's deferred compression is counted too.
+// loadStage lets the loader store everything (one event file, or one
+// 16,384-row DuckDB transaction, a segment, as in the server) and then
+// checkpoints, so that DuckDB's deferred compression is counted too.
 func loadStage(b *testing.B, s *Store, release chan struct{}) {
 	b.Helper()
 	ctx := context.Background()
@@ -134,16 +136,21 @@ func loadStage(b *testing.B, s *Store, release chan struct{}) {
 
 // BenchmarkStageJournal: AppendEvents until acknowledged (encoding
 // included), the loader held back.
-func BenchmarkStageJournal(b *testing.B) { storeStage(b, false) }
+func BenchmarkStageJournal(b *testing.B) { storeStage(b, false, false) }
 
-// BenchmarkStageLoad: the loader, from journaled records to rows
-// checkpointed in DuckDB: decoding, the Go appender and DuckDB's append,
+// BenchmarkStageLoad: the loader, from journaled records to stored rows.
+// "files" writes a Parquet event file a segment (decoding, encoding,
+// fsync); "table" appends them to the DuckDB events table, as stores did
+// before event files: decoding, the Go appender and DuckDB's append,
 // commit (its WAL) and checkpoint.
-func BenchmarkStageLoad(b *testing.B) { storeStage(b, true) }
+func BenchmarkStageLoad(b *testing.B) {
+	b.Run("files", func(b *testing.B) { storeStage(b, true, false) })
+	b.Run("table", func(b *testing.B) { storeStage(b, true, true) })
+}
 
 // storeStage runs the journal stage and then the load stage on a fresh
 // store each op and measures the load stage if load, else the journal's.
-func storeStage(b *testing.B, load bool) {
+func storeStage(b *testing.B, load, table bool) {
 	evs := stageEvs(b)
 	var cpu time.Duration
 	n := 0
@@ -160,7 +167,7 @@ func storeStage(b *testing.B, load bool) {
 	}
 	for b.Loop() {
 		b.StopTimer()
-		s, release := stageStore(b)
+		s, release := stageStore(b, table)
 		stage(!load, func() { journalStage(b, s, evs) })
 		stage(load, func() { loadStage(b, s, release) })
 		if err := s.Close(); err != nil {
@@ -184,7 +191,7 @@ func storeStage(b *testing.B, load bool) {
 func BenchmarkStageDuckDBFloor(b *testing.B) {
 	evs := stageEvs(b)
 	ctx := context.Background()
-	s, release := stageStore(b)
+	s, release := stageStore(b, true)
 	journalStage(b, s, evs)
 	loadStage(b, s, release)
 	defer s.Close()

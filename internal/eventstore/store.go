@@ -137,6 +137,12 @@ type Options struct {
 	// DefaultSearchWait); after it they answer from what is loaded and
 	// say how many events they could not see (AwaitSearchable).
 	SearchWait time.Duration
+	// MergeRows is the size up to which the loader merges small event
+	// files into larger ones (default DefaultMergeRows; eventfiles.go).
+	MergeRows int
+	// OnMerge, if set, is called after each merge of event files with the
+	// files merged and the rows of the new file (metrics, tests).
+	OnMerge func(files int, rows int64)
 	// OnLoad, if set, is called after each load with its row count and
 	// duration (for metrics).
 	OnLoad func(rows int, d time.Duration)
@@ -146,6 +152,9 @@ type Options struct {
 
 	// beforeLoad, if set (tests), runs on the loader before each load.
 	beforeLoad func()
+	// tableOnly stores events in the events table even when Path is a
+	// file, as stores did before event files (benchmarks).
+	tableOnly bool
 }
 
 // memoryLimitRE accepts what DuckDB accepts for memory_limit in the common
@@ -209,8 +218,11 @@ func (o *Options) normalize() error {
 	if o.SearchWait == 0 {
 		o.SearchWait = DefaultSearchWait
 	}
-	if o.LoadRows < 0 || o.LoadEvery < 0 || o.MaxPending < 0 || o.MaxBacklog < 0 || o.SearchWait < 0 {
-		return fmt.Errorf("LoadRows, LoadEvery, MaxPending, MaxBacklog, SearchWait: must not be negative")
+	if o.MergeRows == 0 {
+		o.MergeRows = DefaultMergeRows
+	}
+	if o.LoadRows < 0 || o.LoadEvery < 0 || o.MaxPending < 0 || o.MaxBacklog < 0 || o.SearchWait < 0 || o.MergeRows < 0 {
+		return fmt.Errorf("LoadRows, LoadEvery, MaxPending, MaxBacklog, SearchWait, MergeRows: must not be negative")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

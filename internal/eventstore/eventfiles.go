@@ -1,0 +1,819 @@
+package eventstore
+
+import (
+	"bufio"
+	"bytes"
+	"database/sql/driver"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/encoding/thrift"
+	"github.com/parquet-go/parquet-go/format"
+)
+
+// Event files: where a file-backed store keeps its log events.
+//
+// The loader writes each journal segment as one Parquet file, from Go,
+// instead of appending its rows to the DuckDB events table: DuckDB's own
+// append of these rows (25 columns, some 600 bytes, a JSON column) costs
+// 10-12 µs of CPU a row on the machines measured, 17-20 with its
+// checkpoints, while encoding the same rows as Parquet costs 3-5 µs
+// (docs/BENCHMARKS.md). DuckDB reads the files with every column typed,
+// with each file's row-group min/max pruning time and id ranges, so a query
+// reads the events table and the files as one relation (eventsFrom).
+//
+// A file is named for what the index needs without opening it: its first
+// and last id, its oldest and newest event time (µs) and its row count.
+// It is written to a temporary name, synced, renamed and its directory
+// synced before the journal segment it came from is deleted, so an event
+// is always in the journal or in a complete file (a crash between the two
+// replays the segment, which skips the ids the files hold). Files are
+// never changed: a merge or a retention rewrite writes a new file and
+// deletes the old ones once no running query reads them. At Open a file
+// whose id range lies within another's is what a crash left of such a
+// change, and is deleted (of two with the same range, the one with fewer
+// rows is the retention rewrite, and wins).
+//
+// The events table still holds what was stored before files existed,
+// and every event of an in-memory store.
+
+// eventFilesExt is the extension of an event file; tmpExt that of one
+// being written.
+const (
+	eventFilesExt = ".parquet"
+	tmpExt        = ".tmp"
+)
+
+// DefaultMergeRows is the size up to which the loader merges event files:
+// runs of consecutive smaller files are rewritten as one of up to this
+// many rows, when it has nothing to load. Each event is merged about once
+// (segments of LoadRows make files of MergeRows), which keeps the number
+// of files a long retention holds in the hundreds to thousands.
+const DefaultMergeRows = 16 * DefaultLoadRows
+
+// minMergeFiles is how many small files a merge takes at least, unless
+// they already add up to MergeRows.
+const minMergeFiles = 16
+
+// eventColNames are the events table's columns in table order: the order
+// of a journal row.
+var eventColNames = [eventCols]string{"id", "ts", "received", "host", "input", "message",
+	"source_ip", "source_ip_key", "source_port", "destination_ip", "destination_ip_key",
+	"user_name", "process_name", "event_action", "event_outcome", "event_category",
+	"http_status", "url_path", "fields", "raw", "parse_error",
+	"message_from_raw", "source_ip_hash", "destination_ip_hash", "packed"}
+
+// eventFileSchema types each column as the events table does, so that a
+// UNION ALL BY NAME of the two needs no cast (a cast would keep DuckDB
+// from pruning files by their min/max). Low-cardinality strings are
+// dictionary-encoded.
+var eventFileSchema, eventFileCols = func() (*parquet.Schema, [eventCols]fileCol) {
+	str := func() parquet.Node { return parquet.Optional(parquet.String()) }
+	dict := func() parquet.Node {
+		return parquet.Optional(parquet.Encoded(parquet.String(), &parquet.RLEDictionary))
+	}
+	blob := func() parquet.Node { return parquet.Optional(parquet.Leaf(parquet.ByteArrayType)) }
+	i32 := func() parquet.Node { return parquet.Optional(parquet.Int(32)) }
+	i64 := func() parquet.Node { return parquet.Optional(parquet.Int(64)) }
+	ts := func() parquet.Node { return parquet.TimestampAdjusted(parquet.Microsecond, false) }
+	g := parquet.Group{
+		"id": parquet.Uint(64), "ts": ts(), "received": ts(),
+		"host": dict(), "input": dict(), "message": str(),
+		"source_ip": str(), "source_ip_key": blob(), "source_port": i32(),
+		"destination_ip": str(), "destination_ip_key": blob(),
+		"user_name": dict(), "process_name": dict(), "event_action": dict(),
+		"event_outcome": dict(), "event_category": dict(),
+		"http_status": i32(), "url_path": str(), "fields": str(), "raw": str(), "parse_error": str(),
+		"message_from_raw": parquet.Optional(parquet.Leaf(parquet.BooleanType)),
+		"source_ip_hash":   i64(), "destination_ip_hash": i64(), "packed": i32(),
+	}
+	schema := parquet.NewSchema("event", g)
+	var cols [eventCols]fileCol
+	for i, name := range eventColNames {
+		leaf, ok := schema.Lookup(name)
+		if !ok {
+			panic("eventstore: event file schema lacks " + name)
+		}
+		cols[i] = fileCol{index: leaf.ColumnIndex, optional: leaf.MaxDefinitionLevel > 0}
+	}
+	return schema, cols
+}()
+
+// fileCol is where a table column goes in an event file's rows.
+type fileCol struct {
+	index    int
+	optional bool
+}
+
+// eventFile is one file of the index.
+type eventFile struct {
+	first, last  uint64 // id range (every id of the file is in it)
+	minTS, maxTS int64  // event time range, µs
+	rows, bytes  int64
+	path         string
+	// refs counts the running queries that read the file; guarded by
+	// eventFiles.mu. A file removed from the index (gone) is deleted
+	// when the last of them ends.
+	refs int
+	gone bool
+}
+
+func eventFileName(first, last uint64, minTS, maxTS, rows int64) string {
+	return fmt.Sprintf("%020d-%020d_%d_%d_%d%s", first, last, minTS, maxTS, rows, eventFilesExt)
+}
+
+// parseEventFileName reads what eventFileName wrote.
+func parseEventFileName(name string) (eventFile, bool) {
+	base, ok := strings.CutSuffix(name, eventFilesExt)
+	if !ok {
+		return eventFile{}, false
+	}
+	ids, rest, ok := strings.Cut(base, "_")
+	if !ok {
+		return eventFile{}, false
+	}
+	a, b, ok := strings.Cut(ids, "-")
+	if !ok {
+		return eventFile{}, false
+	}
+	parts := strings.Split(rest, "_")
+	if len(parts) != 3 {
+		return eventFile{}, false
+	}
+	var f eventFile
+	var errs [5]error
+	f.first, errs[0] = strconv.ParseUint(a, 10, 64)
+	f.last, errs[1] = strconv.ParseUint(b, 10, 64)
+	f.minTS, errs[2] = strconv.ParseInt(parts[0], 10, 64)
+	f.maxTS, errs[3] = strconv.ParseInt(parts[1], 10, 64)
+	f.rows, errs[4] = strconv.ParseInt(parts[2], 10, 64)
+	if errors.Join(errs[:]...) != nil || f.first > f.last || f.minTS > f.maxTS || f.rows <= 0 {
+		return eventFile{}, false
+	}
+	return f, true
+}
+
+// writeEventFile writes the rows of journal record payloads (rows of cols
+// values) with an id above afterID as one event file in dir, durably (see
+// the top of this file). It returns nil when no row is above afterID.
+func writeEventFile(dir string, recs [][]byte, cols int, afterID uint64) (*eventFile, error) {
+	tmp, err := os.CreateTemp(dir, "write-*"+eventFilesExt+tmpExt)
+	if err != nil {
+		return nil, fmt.Errorf("event file: %w", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	w := parquet.NewWriter(bw, eventFileSchema, parquet.Compression(&parquet.Snappy))
+	f := eventFile{minTS: math.MaxInt64, maxTS: math.MinInt64}
+	const batch = 256
+	var (
+		vals = make([]parquet.Value, batch*eventCols)
+		rows = make([]parquet.Row, 0, batch)
+	)
+	flush := func() error {
+		if _, err := w.WriteRows(rows); err != nil {
+			return err
+		}
+		rows = rows[:0]
+		return nil
+	}
+	for _, rec := range recs {
+		err := eachRowCols(rec, cols, false, nil, func(row []driver.Value) error {
+			id, _ := row[colID].(uint64)
+			if id <= afterID {
+				return nil
+			}
+			i := len(rows)
+			out := parquet.Row(vals[i*eventCols : (i+1)*eventCols : (i+1)*eventCols])
+			for c, v := range row {
+				out[eventFileCols[c].index] = fileValue(v, eventFileCols[c])
+			}
+			ts := row[1].(time.Time).UnixMicro()
+			f.minTS, f.maxTS = min(f.minTS, ts), max(f.maxTS, ts)
+			if f.rows == 0 {
+				f.first = id
+			}
+			f.last = id
+			f.rows++
+			rows = append(rows, out)
+			if len(rows) == batch {
+				return flush()
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("event file: %w", err)
+		}
+	}
+	if err := flush(); err != nil {
+		return nil, fmt.Errorf("event file: %w", err)
+	}
+	if f.rows == 0 {
+		return nil, nil
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("event file: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, fmt.Errorf("event file: %w", err)
+	}
+	if err := finishFile(tmp, &f, dir); err != nil {
+		return nil, err
+	}
+	done = true
+	return &f, nil
+}
+
+// finishFile syncs and closes a written temporary file, renames it to f's
+// name and syncs dir; it sets f.path and f.bytes.
+func finishFile(tmp *os.File, f *eventFile, dir string) error {
+	st, err := tmp.Stat()
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("event file: %w", err)
+	}
+	f.bytes = st.Size()
+	f.path = filepath.Join(dir, eventFileName(f.first, f.last, f.minTS, f.maxTS, f.rows))
+	if err := os.Rename(tmp.Name(), f.path); err != nil {
+		return fmt.Errorf("event file: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("event file: %w", err)
+	}
+	return nil
+}
+
+// fileValue converts a journal row's value to a Parquet value of column c.
+// Strings are not copied: the writer copies them into its pages.
+func fileValue(v driver.Value, c fileCol) parquet.Value {
+	def := 0
+	if c.optional {
+		def = 1
+	}
+	var pv parquet.Value
+	switch x := v.(type) {
+	case nil:
+		return parquet.NullValue().Level(0, 0, c.index)
+	case uint64:
+		pv = parquet.Int64Value(int64(x))
+	case time.Time:
+		pv = parquet.Int64Value(x.UnixMicro())
+	case string:
+		pv = parquet.ByteArrayValue(unsafe.Slice(unsafe.StringData(x), len(x)))
+	case []byte:
+		pv = parquet.ByteArrayValue(x)
+	case int32:
+		pv = parquet.Int32Value(x)
+	case int64:
+		pv = parquet.Int64Value(x)
+	case bool:
+		pv = parquet.BooleanValue(x)
+	default:
+		panic(fmt.Sprintf("eventstore: event file: unexpected %T", v))
+	}
+	return pv.Level(0, def, c.index)
+}
+
+// eventFiles is the index of a store's event files, ordered by first id.
+type eventFiles struct {
+	dir string
+	log *slog.Logger
+
+	mu    sync.Mutex
+	files []*eventFile
+	// changeMu serialises the changes that replace files (merge,
+	// retention); the loader's additions need only mu.
+	changeMu sync.Mutex
+}
+
+// openEventFiles reads dir's event files into an index, creating dir,
+// and deletes what a crash left: temporary files and files whose id range
+// lies within another's.
+func openEventFiles(dir string, log *slog.Logger) (*eventFiles, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("event files: %w", err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("event files: %w", err)
+	}
+	fs := &eventFiles{dir: dir, log: log}
+	var found []*eventFile
+	for _, e := range ents {
+		name := e.Name()
+		path := filepath.Join(dir, name)
+		if strings.HasSuffix(name, tmpExt) {
+			if err := removeFile(path); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		f, ok := parseEventFileName(name)
+		if !ok {
+			log.Warn("ignoring a file that is not an event file in the event files' directory", "path", path)
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			return nil, fmt.Errorf("event files: %w", err)
+		}
+		f.path, f.bytes = path, info.Size()
+		found = append(found, &f)
+	}
+	// Widest range first among those that start together; of equal
+	// ranges, fewest rows first (a retention rewrite).
+	slices.SortFunc(found, func(a, b *eventFile) int {
+		if a.first != b.first {
+			return cmpU(a.first, b.first)
+		}
+		if a.last != b.last {
+			return cmpU(b.last, a.last)
+		}
+		return int(a.rows - b.rows)
+	})
+	for _, f := range found {
+		if n := len(fs.files); n > 0 && f.last <= fs.files[n-1].last {
+			log.Info("deleting an event file that a later file replaced (an interrupted merge or retention)", "path", f.path)
+			if err := removeFile(f.path); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		fs.files = append(fs.files, f)
+	}
+	return fs, nil
+}
+
+func cmpU(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// add puts a new file into the index.
+func (fs *eventFiles) add(f *eventFile) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	i, _ := slices.BinarySearchFunc(fs.files, f.first, func(e *eventFile, id uint64) int { return cmpU(e.first, id) })
+	fs.files = slices.Insert(fs.files, i, f)
+}
+
+// fileScope bounds the files a query reads: event times in [lo, hi] (µs)
+// and, when ids is set, files holding one of ids.
+type fileScope struct {
+	lo, hi int64
+	ids    []uint64
+}
+
+var allFiles = fileScope{lo: math.MinInt64, hi: math.MaxInt64}
+
+// scopeTime is the scope of the event times [from, to); zero is unbounded.
+func scopeTime(from, to time.Time) fileScope {
+	sc := allFiles
+	if !from.IsZero() {
+		sc.lo = from.UnixMicro()
+	}
+	if !to.IsZero() {
+		sc.hi = to.UnixMicro() - 1
+	}
+	return sc
+}
+
+func (f *eventFile) in(sc fileScope) bool {
+	if f.maxTS < sc.lo || f.minTS > sc.hi {
+		return false
+	}
+	if sc.ids == nil {
+		return true
+	}
+	for _, id := range sc.ids {
+		if id >= f.first && id <= f.last {
+			return true
+		}
+	}
+	return false
+}
+
+// acquire returns the files in scope, which stay on disk until release.
+func (fs *eventFiles) acquire(sc fileScope) []*eventFile {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	var out []*eventFile
+	for _, f := range fs.files {
+		if f.in(sc) {
+			f.refs++
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (fs *eventFiles) release(files []*eventFile) {
+	fs.mu.Lock()
+	var del []string
+	for _, f := range files {
+		f.refs--
+		if f.refs == 0 && f.gone {
+			del = append(del, f.path)
+		}
+	}
+	fs.mu.Unlock()
+	fs.remove(del)
+}
+
+// replace takes old out of the index and puts nf (if any) in their
+// place; each of old is deleted once no query reads it.
+func (fs *eventFiles) replace(old []*eventFile, nf *eventFile) {
+	fs.mu.Lock()
+	var del []string
+	fs.files = slices.DeleteFunc(fs.files, func(f *eventFile) bool { return slices.Contains(old, f) })
+	for _, f := range old {
+		f.gone = true
+		if f.refs == 0 {
+			del = append(del, f.path)
+		}
+	}
+	fs.mu.Unlock()
+	if nf != nil {
+		fs.add(nf)
+	}
+	fs.remove(del)
+}
+
+func (fs *eventFiles) remove(paths []string) {
+	for _, p := range paths {
+		if err := removeFile(p); err != nil {
+			fs.log.Warn("could not delete a replaced event file; it is deleted at the next start", "path", p, "err", err)
+		}
+	}
+}
+
+// snapshot returns a copy of the index (no references taken).
+func (fs *eventFiles) snapshot() []eventFile {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	out := make([]eventFile, len(fs.files))
+	for i, f := range fs.files {
+		out[i] = *f
+	}
+	return out
+}
+
+// totals sums the index: files, rows, bytes, the time range (ok false
+// when there is no file) and the last id.
+func (fs *eventFiles) totals() (n int, rows, bytes int64, minTS, maxTS int64, lastID uint64) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	minTS, maxTS = math.MaxInt64, math.MinInt64
+	for _, f := range fs.files {
+		rows += f.rows
+		bytes += f.bytes
+		minTS, maxTS = min(minTS, f.minTS), max(maxTS, f.maxTS)
+		lastID = max(lastID, f.last)
+	}
+	return len(fs.files), rows, bytes, minTS, maxTS, lastID
+}
+
+// sqlString quotes s as a SQL string literal.
+func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// fileList is the SQL list literal of files' paths.
+func fileList(files []*eventFile) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, f := range files {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(sqlString(f.path))
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// eventsFrom returns the relation a query of events in scope reads: the
+// events table, united with the event files in scope, and the function
+// that releases those files once the query's rows are closed.
+func (s *Store) eventsFrom(sc fileScope) (string, func()) {
+	if s.ev.files == nil {
+		return "events", func() {}
+	}
+	files := s.ev.files.acquire(sc)
+	if len(files) == 0 {
+		return "events", func() {}
+	}
+	rel := "(SELECT * FROM events UNION ALL BY NAME SELECT * FROM read_parquet(" + fileList(files) + "))"
+	return rel, func() { s.ev.files.release(files) }
+}
+
+// mergeFiles writes the row groups of files (consecutive in the index) as
+// one new file, copying their bytes as they are: no row is decoded, so a
+// merge costs I/O, not CPU (copy_file_range on Linux). Only the footer is
+// new: the row groups' offsets shifted to their new place. The page
+// indexes are dropped, as their page offsets would need the same shift;
+// DuckDB prunes by the row groups' statistics.
+func mergeFiles(dir string, files []*eventFile) (*eventFile, error) {
+	tmp, err := os.CreateTemp(dir, "merge-*"+eventFilesExt+tmpExt)
+	if err != nil {
+		return nil, fmt.Errorf("merge event files: %w", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := tmp.WriteString(parquetMagic); err != nil {
+		return nil, fmt.Errorf("merge event files: %w", err)
+	}
+	off := int64(len(parquetMagic))
+	nf := eventFile{first: files[0].first, last: files[len(files)-1].last, minTS: math.MaxInt64, maxTS: math.MinInt64}
+	var md format.FileMetaData
+	for i, f := range files {
+		fmd, dataEnd, err := appendRowGroups(tmp, f.path)
+		if err != nil {
+			return nil, fmt.Errorf("merge event files: %s: %w", f.path, err)
+		}
+		if i == 0 {
+			md = fmd
+			md.RowGroups, md.NumRows = nil, 0
+		} else if !sameSchema(md.Schema, fmd.Schema) {
+			return nil, fmt.Errorf("merge event files: %s: its schema differs from %s's", f.path, files[0].path)
+		}
+		delta := off - int64(len(parquetMagic))
+		for _, rg := range fmd.RowGroups {
+			shiftRowGroup(&rg, delta)
+			rg.Ordinal = int16(len(md.RowGroups))
+			md.RowGroups = append(md.RowGroups, rg)
+			md.NumRows += rg.NumRows
+		}
+		off += dataEnd - int64(len(parquetMagic))
+		nf.rows += f.rows
+		nf.minTS, nf.maxTS = min(nf.minTS, f.minTS), max(nf.maxTS, f.maxTS)
+	}
+	if md.NumRows != nf.rows {
+		return nil, fmt.Errorf("merge event files: the files hold %d rows, their names say %d", md.NumRows, nf.rows)
+	}
+	footer, err := thrift.Marshal(new(thrift.CompactProtocol), &md)
+	if err != nil {
+		return nil, fmt.Errorf("merge event files: footer: %w", err)
+	}
+	footer = binary.LittleEndian.AppendUint32(footer, uint32(len(footer)))
+	footer = append(footer, parquetMagic...)
+	if _, err := tmp.Write(footer); err != nil {
+		return nil, fmt.Errorf("merge event files: %w", err)
+	}
+	if err := finishFile(tmp, &nf, dir); err != nil {
+		return nil, err
+	}
+	done = true
+	return &nf, nil
+}
+
+const parquetMagic = "PAR1"
+
+// appendRowGroups copies the row groups of the Parquet file at path (its
+// bytes from after the leading magic to the footer) to the end of w, and
+// returns the file's metadata and the offset where its footer starts.
+func appendRowGroups(w *os.File, path string) (format.FileMetaData, int64, error) {
+	var md format.FileMetaData
+	in, err := os.Open(path)
+	if err != nil {
+		return md, 0, err
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return md, 0, err
+	}
+	size := st.Size()
+	var tail [8]byte
+	if size < 12 {
+		return md, 0, errors.New("too short for a Parquet file")
+	}
+	if _, err := in.ReadAt(tail[:], size-8); err != nil {
+		return md, 0, err
+	}
+	flen := int64(binary.LittleEndian.Uint32(tail[:4]))
+	if string(tail[4:]) != parquetMagic || flen > size-12 {
+		return md, 0, errors.New("no Parquet footer")
+	}
+	dataEnd := size - 8 - flen
+	footer := make([]byte, flen)
+	if _, err := in.ReadAt(footer, dataEnd); err != nil {
+		return md, 0, err
+	}
+	if err := thrift.Unmarshal(new(thrift.CompactProtocol), footer, &md); err != nil {
+		return md, 0, fmt.Errorf("footer: %w", err)
+	}
+	if _, err := in.Seek(int64(len(parquetMagic)), io.SeekStart); err != nil {
+		return md, 0, err
+	}
+	n, err := w.ReadFrom(&io.LimitedReader{R: in, N: dataEnd - int64(len(parquetMagic))})
+	if err == nil && n != dataEnd-int64(len(parquetMagic)) {
+		err = io.ErrUnexpectedEOF
+	}
+	return md, dataEnd, err
+}
+
+// shiftRowGroup moves a row group's offsets by delta bytes and drops its
+// page index (see mergeFiles).
+func shiftRowGroup(rg *format.RowGroup, delta int64) {
+	if rg.FileOffset != 0 {
+		rg.FileOffset += delta
+	}
+	for j := range rg.Columns {
+		c := &rg.Columns[j]
+		c.FileOffset += delta
+		m := &c.MetaData
+		m.DataPageOffset += delta
+		for _, p := range []*int64{&m.IndexPageOffset, &m.DictionaryPageOffset, &m.BloomFilterOffset} {
+			if *p != 0 {
+				*p += delta
+			}
+		}
+		c.ColumnIndexOffset, c.ColumnIndexLength = 0, 0
+		c.OffsetIndexOffset, c.OffsetIndexLength = 0, 0
+	}
+}
+
+func sameSchema(a, b []format.SchemaElement) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name || a[i].Type != b[i].Type || a[i].NumChildren != b[i].NumChildren ||
+			a[i].RepetitionType != b[i].RepetitionType {
+			return false
+		}
+	}
+	return true
+}
+
+// pickMerge returns the oldest run of consecutive files worth merging:
+// each smaller than mergeRows, together at most mergeRows, and either at
+// least minMergeFiles of them or at least half of mergeRows; nil if none.
+func pickMerge(files []*eventFile, mergeRows int64) []*eventFile {
+	var (
+		run []*eventFile
+		sum int64
+	)
+	due := func() bool { return len(run) >= 2 && (len(run) >= minMergeFiles || sum >= mergeRows/2) }
+	for _, f := range files {
+		if f.rows >= mergeRows {
+			if due() {
+				return run
+			}
+			run, sum = run[:0], 0
+			continue
+		}
+		if sum+f.rows > mergeRows {
+			if due() {
+				return run
+			}
+			// Start again from f, dropping the run's oldest files until
+			// it fits.
+			for len(run) > 0 && sum+f.rows > mergeRows {
+				sum -= run[0].rows
+				run = run[1:]
+			}
+		}
+		run = append(run, f)
+		sum += f.rows
+	}
+	if due() {
+		return run
+	}
+	return nil
+}
+
+// rewriteFile writes the rows of f that drop does not select as a new
+// file, decoding and encoding them (retention of a file that holds events
+// on both sides of its cut). It returns nil when drop selects every row,
+// and how many rows it dropped.
+func rewriteFile(dir string, f *eventFile, drop func(id uint64, ts int64) bool) (*eventFile, int64, error) {
+	in, err := os.Open(f.path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("rewrite event file: %w", err)
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return nil, 0, fmt.Errorf("rewrite event file: %w", err)
+	}
+	pf, err := parquet.OpenFile(in, st.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	if err != nil {
+		return nil, 0, fmt.Errorf("rewrite event file %s: %w", f.path, err)
+	}
+	if !sameSchema(pf.Metadata().Schema, eventFileFormat) {
+		return nil, 0, fmt.Errorf("rewrite event file %s: not an event file's schema", f.path)
+	}
+	tmp, err := os.CreateTemp(dir, "rewrite-*"+eventFilesExt+tmpExt)
+	if err != nil {
+		return nil, 0, fmt.Errorf("rewrite event file: %w", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	w := parquet.NewWriter(bw, eventFileSchema, parquet.Compression(&parquet.Snappy))
+	r := parquet.NewReader(pf)
+	defer r.Close()
+	nf := eventFile{first: f.first, last: f.last, minTS: math.MaxInt64, maxTS: math.MinInt64}
+	idc, tsc := eventFileCols[colID].index, eventFileCols[1].index
+	var dropped int64
+	buf := make([]parquet.Row, 256)
+	for {
+		n, rerr := r.ReadRows(buf)
+		kept := buf[:0]
+		for _, row := range buf[:n] {
+			var id uint64
+			var ts int64
+			for _, v := range row {
+				switch v.Column() {
+				case idc:
+					id = uint64(v.Int64())
+				case tsc:
+					ts = v.Int64()
+				}
+			}
+			if drop(id, ts) {
+				dropped++
+				continue
+			}
+			nf.minTS, nf.maxTS = min(nf.minTS, ts), max(nf.maxTS, ts)
+			nf.rows++
+			kept = append(kept, row)
+		}
+		if _, err := w.WriteRows(kept); err != nil {
+			return nil, 0, fmt.Errorf("rewrite event file: %w", err)
+		}
+		if errors.Is(rerr, io.EOF) {
+			break
+		}
+		if rerr != nil {
+			return nil, 0, fmt.Errorf("rewrite event file %s: %w", f.path, rerr)
+		}
+	}
+	if nf.rows == 0 {
+		return nil, dropped, nil
+	}
+	if err := w.Close(); err != nil {
+		return nil, 0, fmt.Errorf("rewrite event file: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, 0, fmt.Errorf("rewrite event file: %w", err)
+	}
+	if err := finishFile(tmp, &nf, dir); err != nil {
+		return nil, 0, err
+	}
+	done = true
+	return &nf, dropped, nil
+}
+
+// eventFileFormat is eventFileSchema as a file's metadata states it.
+var eventFileFormat = func() []format.SchemaElement {
+	var buf bytes.Buffer
+	w := parquet.NewWriter(&buf, eventFileSchema)
+	if err := w.Close(); err != nil {
+		panic(err)
+	}
+	pf, err := parquet.OpenFile(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil {
+		panic(err)
+	}
+	return pf.Metadata().Schema
+}()

@@ -1,0 +1,331 @@
+package eventstore
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nocsoc/nocsoc/internal/event"
+)
+
+// storeBoth appends evs, in batches of batch, to a file-backed store
+// (event files) and an in-memory one (the events table) opened with o.
+func storeBoth(t *testing.T, o Options, evs []event.Event, batch int) (files, table *Store) {
+	t.Helper()
+	files = openTest(t, o)
+	o.Path = ":memory:"
+	table = openTest(t, o)
+	for _, s := range []*Store{files, table} {
+		for i := 0; i < len(evs); i += batch {
+			if _, err := s.AppendEvents(context.Background(), slices.Clone(evs[i:min(i+batch, len(evs))])); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.syncEvents(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return files, table
+}
+
+// sameAnswers fails unless files and table answer the same searches,
+// stats and exports.
+func sameAnswers(t *testing.T, files, table *Store) {
+	t.Helper()
+	ctx := context.Background()
+	for _, q := range []string{"", "user.name:root", `"Failed password"`, "source.ip:203.0.113.0/28",
+		"source.ip:203.0.113.7", "n>=100 AND n<300", "NOT tags:a", "host.name:web-1 AND source.port:22"} {
+		eq := EventQuery{Limit: MaxLimit}
+		if q != "" {
+			eq.Where = mustParse(t, q)
+		}
+		for page := 0; ; page++ {
+			a, anext, aerr := files.SearchEvents(ctx, eq)
+			b, bnext, berr := table.SearchEvents(ctx, eq)
+			if aerr != nil || berr != nil {
+				t.Fatalf("search %q: %v / %v", q, aerr, berr)
+			}
+			if !reflect.DeepEqual(a, b) || anext != bnext {
+				t.Fatalf("search %q page %d: files gave %d events (ids %v…), the table %d (%v…)", q, page, len(a), eventIDs(a[:min(5, len(a))]), len(b), eventIDs(b[:min(5, len(b))]))
+			}
+			if anext == "" {
+				break
+			}
+			eq.Cursor = anext
+		}
+		var ab, bb bytes.Buffer
+		if _, err := files.ExportEvents(ctx, EventQuery{Where: eq.Where}, &ab, FormatCSV); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := table.ExportEvents(ctx, EventQuery{Where: eq.Where}, &bb, FormatCSV); err != nil {
+			t.Fatal(err)
+		}
+		if ab.String() != bb.String() {
+			t.Fatalf("export %q differs: %d bytes against %d", q, ab.Len(), bb.Len())
+		}
+	}
+	for _, sq := range []StatsQuery{{By: "source.ip", Limit: 20}, {Interval: time.Minute}, {By: "user.name", Interval: time.Hour}} {
+		a, aerr := files.EventStats(ctx, sq)
+		b, berr := table.EventStats(ctx, sq)
+		if aerr != nil || berr != nil || !reflect.DeepEqual(a, b) {
+			t.Fatalf("stats %+v: files %v (%v), table %v (%v)", sq, a, aerr, b, berr)
+		}
+	}
+	for _, v := range []string{"203.0.113.7", "root"} {
+		ent := EntityIP
+		if v == "root" {
+			ent = EntityUser
+		}
+		eq := EntityQuery{Entity: ent, Value: v, From: at(-time.Hour), To: at(48 * time.Hour), Limit: MaxLimit}
+		a, aerr := files.EntityEvents(ctx, eq)
+		b, berr := table.EntityEvents(ctx, eq)
+		if aerr != nil || berr != nil || !reflect.DeepEqual(a, b) {
+			t.Fatalf("pivot %s: files %d events (%v), table %d (%v)", v, len(a), aerr, len(b), berr)
+		}
+	}
+	ids := []uint64{1, 77, 1500, 4999, 99999}
+	a, aerr := files.EventsByID(ctx, ids)
+	b, berr := table.EventsByID(ctx, ids)
+	if aerr != nil || berr != nil || !reflect.DeepEqual(a, b) {
+		t.Fatalf("by id: files %v (%v), table %v (%v)", eventIDs(a), aerr, eventIDs(b), berr)
+	}
+}
+
+func tableRows(t *testing.T, s *Store) int {
+	t.Helper()
+	var n int
+	if err := s.db.QueryRow(`SELECT count(*) FROM events`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestEventFilesAnswerAsTheTable: a file-backed store keeps its events in
+// event files, one a load, and answers every kind of read exactly as a
+// store whose events are rows of the events table.
+func TestEventFilesAnswerAsTheTable(t *testing.T) {
+	evs := journalEvents(5000, 0)
+	files, table := storeBoth(t, Options{LoadRows: 700, MergeRows: 1}, evs, 250)
+	if n := tableRows(t, files); n != 0 {
+		t.Errorf("the events table holds %d rows; want all in files", n)
+	}
+	snap := files.ev.files.snapshot()
+	if len(snap) < 5000/950 {
+		t.Fatalf("%d event files for 5000 events loaded 700 at a time", len(snap))
+	}
+	var rows int64
+	for i, f := range snap {
+		rows += f.rows
+		if i > 0 && f.first != snap[i-1].last+1 {
+			t.Errorf("file %d starts at id %d after %d", i, f.first, snap[i-1].last)
+		}
+	}
+	if rows != 5000 {
+		t.Errorf("files hold %d rows, want 5000", rows)
+	}
+	sameAnswers(t, files, table)
+	if n, err := files.EventCount(context.Background()); err != nil || n != 5000 {
+		t.Errorf("EventCount = %d, %v", n, err)
+	}
+}
+
+// TestEventFilesMerge: small files are merged by copying their row groups;
+// the merged files read back exactly, and what is left is not worth a
+// merge.
+func TestEventFilesMerge(t *testing.T) {
+	var merges int
+	evs := journalEvents(5000, 0)
+	files, table := storeBoth(t, Options{LoadRows: 90, MergeRows: 1000, OnMerge: func(int, int64) { merges++ }}, evs, 30)
+	for files.mergeOnce() {
+	}
+	snap := files.ev.files.snapshot()
+	ptrs := make([]*eventFile, len(snap))
+	for i := range snap {
+		ptrs[i] = &snap[i]
+	}
+	if run := pickMerge(ptrs, 1000); run != nil {
+		t.Errorf("after merging, a run of %d files is still due", len(run))
+	}
+	if len(snap) > 15 {
+		t.Errorf("%d files after merging 5000 events up to 1000 rows a file", len(snap))
+	}
+	ents, err := os.ReadDir(files.ev.files.dir)
+	if err != nil || len(ents) != len(snap) {
+		t.Errorf("the directory holds %d files, the index %d (%v)", len(ents), len(snap), err)
+	}
+	sameAnswers(t, files, table)
+	// A reopened store reads the same files.
+	path := files.o.Path
+	if err := files.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files = openTest(t, Options{Path: path, MergeRows: 1000})
+	if got := files.ev.files.snapshot(); !reflect.DeepEqual(got, snap) {
+		t.Errorf("reopened index differs:\n got %+v\nwant %+v", got, snap)
+	}
+	sameAnswers(t, files, table)
+}
+
+func TestPickMerge(t *testing.T) {
+	mk := func(rows ...int64) []*eventFile {
+		out := make([]*eventFile, len(rows))
+		for i, r := range rows {
+			out[i] = &eventFile{first: uint64(i), last: uint64(i), rows: r}
+		}
+		return out
+	}
+	rowsOf := func(fs []*eventFile) []int64 {
+		var out []int64
+		for _, f := range fs {
+			out = append(out, f.rows)
+		}
+		return out
+	}
+	tests := []struct {
+		files []int64
+		want  []int64
+	}{
+		{[]int64{100}, nil},
+		{[]int64{100, 100}, nil},                           // neither many files nor half of 1000 rows
+		{[]int64{300, 300}, []int64{300, 300}},             // half of 1000
+		{[]int64{1000, 300, 300, 1000}, []int64{300, 300}}, // full files are not merged
+		{[]int64{900, 200, 300, 100}, []int64{200, 300, 100}},
+		{[]int64{600, 600, 600}, []int64{600}[:0]},         // no two fit together
+		{[]int64{10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10}, []int64{10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10}},
+	}
+	for _, tt := range tests {
+		got := rowsOf(pickMerge(mk(tt.files...), 1000))
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("pickMerge(%v) = %v, want %v", tt.files, got, tt.want)
+		}
+	}
+}
+
+// TestEventFilesCrashLeftovers: what a crash leaves of a merge or a
+// retention rewrite (the new file and the old ones), of a file being
+// written (a temporary file) or of a load (the journal segment of a file
+// already written) is resolved at Open, without losing or repeating an
+// event.
+func TestEventFilesCrashLeftovers(t *testing.T) {
+	ctx := context.Background()
+	evs := journalEvents(3000, 0)
+	files, table := storeBoth(t, Options{LoadRows: 500, MergeRows: 1}, evs, 500)
+	path, dir := files.o.Path, files.ev.files.dir
+	snap := files.ev.files.snapshot()
+	if len(snap) != 6 {
+		t.Fatalf("%d files, want 6", len(snap))
+	}
+	// A journal segment still holding loaded rows: the appended events
+	// are journaled, the segment copied, then loaded.
+	more := journalEvents(100, 3000)
+	if _, err := files.AppendEvents(ctx, slices.Clone(more)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := table.AppendEvents(ctx, slices.Clone(more)); err != nil {
+		t.Fatal(err)
+	}
+	files.ev.commitMu.Lock()
+	seq := files.ev.jn.seq
+	files.ev.commitMu.Unlock()
+	seg, err := os.ReadFile(segmentPath(files.ev.jn.dir, seq))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := files.syncEvents(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A merge of the first two files and a rewrite of the third, each
+	// interrupted before the old files were deleted.
+	ptrs := func(fs []eventFile) []*eventFile {
+		out := make([]*eventFile, len(fs))
+		for i := range fs {
+			out[i] = &fs[i]
+		}
+		return out
+	}(snap)
+	if _, err := mergeFiles(dir, ptrs[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := rewriteFile(dir, ptrs[2], func(id uint64, _ int64) bool { return id == 1001 }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := table.db.Exec(`DELETE FROM events WHERE id = 1001`); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "write-123.parquet.tmp"), []byte("PAR1 half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := files.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(segmentPath(path+".journal", seq), seg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	files = openTest(t, Options{Path: path, MergeRows: 1})
+	got := files.ev.files.snapshot()
+	if len(got) != 6 || got[0].rows != 1000 || got[1].rows != 499 {
+		t.Errorf("after reopening: %+v; want 6 files, the first the merge of two, the second the rewrite", got)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != len(got) {
+		t.Errorf("the directory holds %d files, the index %d", len(ents), len(got))
+	}
+	if n, err := files.EventCount(ctx); err != nil || n != 3099 {
+		t.Errorf("EventCount = %d, %v; want 3099", n, err)
+	}
+	sameAnswers(t, files, table)
+	// Ids continue after the files' last.
+	if ids, err := files.AppendEvents(ctx, journalEvents(1, 9)); err != nil || ids[0] != 3101 {
+		t.Errorf("next id = %v, %v; want 3101", ids, err)
+	}
+}
+
+// TestEventFilesRetention: retention deletes whole files, rewrites the
+// one its cut falls in, and never deletes a file a running query reads
+// until the query ends.
+func TestEventFilesRetention(t *testing.T) {
+	ctx := context.Background()
+	evs := journalEvents(3000, 0) // event i at t0 + i s
+	files, table := storeBoth(t, Options{LoadRows: 500, MergeRows: 1}, evs, 500)
+	held := files.ev.files.acquire(allFiles)
+	now := at(3000 * time.Second)
+	for _, s := range []*Store{files, table} {
+		p, err := s.PlanRetention(ctx, Retention{MaxAge: 1750 * time.Second}, now)
+		if err != nil || p.Rows != 1250 {
+			t.Fatalf("plan = %+v, %v; want 1250 rows", p, err)
+		}
+		if n, err := s.ApplyRetention(ctx, p); err != nil || n != 1250 {
+			t.Fatalf("applied %d, %v; want 1250", n, err)
+		}
+	}
+	sameAnswers(t, files, table)
+	snap := files.ev.files.snapshot()
+	if len(snap) != 4 || snap[0].rows != 250 || snap[0].minTS != at(1250*time.Second).UnixMicro() || snap[0].first != 1001 {
+		t.Errorf("files after retention: %+v; want 4, the first rewritten to its last 250 rows", snap)
+	}
+	for _, f := range held[:3] {
+		if _, err := os.Stat(f.path); err != nil {
+			t.Errorf("a file a query still reads was deleted: %v", err)
+		}
+	}
+	files.ev.files.release(held)
+	for _, f := range held[:3] {
+		if _, err := os.Stat(f.path); !os.IsNotExist(err) {
+			t.Errorf("%s: not deleted once released (%v)", f.path, err)
+		}
+	}
+	ents, _ := os.ReadDir(files.ev.files.dir)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if len(names) != 4 || !strings.HasPrefix(names[0], "00000000000000001001-00000000000000001500_") {
+		t.Errorf("directory: %v", names)
+	}
+}

@@ -69,7 +69,7 @@ type eventWriter struct {
 	lmu sync.Mutex
 	ld  loadState // guarded by lmu
 
-	lconn      *sql.Conn // the loader's connection
+	lconn *sql.Conn // the loader's connection
 	// files indexes the event files the loader writes (eventfiles.go);
 	// nil for an in-memory store, whose events go to the events table.
 	files *eventFiles

@@ -153,6 +153,10 @@ func (a *App) open(ctx context.Context) error {
 	a.st = st
 	st.OnWrite(func(op string, d time.Duration) { writeLatency.WithLabelValues("sqlite").Observe(d.Seconds()) })
 
+	merges := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "nocsoc_eventstore_file_merges_total", Help: "Merges of small event files into larger ones.",
+	})
+	a.reg.MustRegister(merges)
 	ev, err := eventstore.Open(ctx, eventstore.Options{
 		Path:                filepath.Join(cfg.Server.DataDir, "events.duckdb"),
 		MemoryLimit:         cfg.Server.EventStore.MemoryLimit,
@@ -164,6 +168,7 @@ func (a *App) open(ctx context.Context) error {
 		Threads:             cfg.Server.EventStore.Threads,
 		Logger:              a.log,
 		OnWrite:             func(rows int, d time.Duration) { writeLatency.WithLabelValues("duckdb").Observe(d.Seconds()) },
+		OnMerge:             func(int, int64) { merges.Inc() },
 	})
 	if err != nil {
 		return err
@@ -173,11 +178,17 @@ func (a *App) open(ctx context.Context) error {
 		Name: "nocsoc_eventstore_queue_depth", Help: "Rows waiting to be written to the event store.",
 	}, func() float64 { return float64(ev.QueueDepth()) }))
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "nocsoc_eventstore_unloaded_events", Help: "Events acknowledged (durable in the journal) and not yet loaded into DuckDB.",
+		Name: "nocsoc_eventstore_unloaded_events", Help: "Events acknowledged (durable in the journal) and not yet searchable (not yet in an event file).",
 	}, func() float64 { return float64(ev.UnloadedEvents()) }))
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "nocsoc_eventstore_spilled_events", Help: "Unloaded events the loader reads back from the journal's files (the backlog beyond what it holds in memory).",
 	}, func() float64 { return float64(ev.SpilledEvents()) }))
+	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "nocsoc_eventstore_event_files", Help: "Parquet files holding the stored log events.",
+	}, func() float64 { n, _ := ev.EventFiles(); return float64(n) }))
+	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "nocsoc_eventstore_event_file_bytes", Help: "Bytes of the Parquet files holding the stored log events.",
+	}, func() float64 { _, b := ev.EventFiles(); return float64(b) }))
 	a.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "nocsoc_eventstore_journal_lost_events_total", Help: "Acknowledged events lost because their journal segment was damaged on disk before it was loaded.",
 	}, func() float64 { return float64(ev.LostEvents()) }))

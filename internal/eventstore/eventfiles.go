@@ -502,6 +502,16 @@ func (fs *eventFiles) totals() (n int, rows, bytes int64, minTS, maxTS int64, la
 	return len(fs.files), rows, bytes, minTS, maxTS, lastID
 }
 
+// EventFiles is the number of event files and their bytes (0, 0 for an
+// in-memory store).
+func (s *Store) EventFiles() (files int, bytes int64) {
+	if s.ev.files == nil {
+		return 0, 0
+	}
+	n, _, b, _, _, _ := s.ev.files.totals()
+	return n, b
+}
+
 // sqlString quotes s as a SQL string literal.
 func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 

@@ -166,10 +166,31 @@ func parseEventFileName(name string) (eventFile, bool) {
 	return f, true
 }
 
-// writeEventFile writes the rows of journal record payloads (rows of cols
-// values) with an id above afterID as one event file in dir, durably (see
-// the top of this file). It returns nil when no row is above afterID.
-func writeEventFile(dir string, recs [][]byte, cols int, afterID uint64) (*eventFile, error) {
+// writeRecords writes the rows of journal record payloads (rows of cols
+// values) with an id above afterID as one event file in dir (see
+// writeEventFile).
+func writeRecords(dir string, recs [][]byte, cols int, afterID uint64) (*eventFile, error) {
+	return writeEventFile(dir, func(fn func(row []driver.Value) error) error {
+		for _, rec := range recs {
+			err := eachRowCols(rec, cols, false, nil, func(row []driver.Value) error {
+				if id, _ := row[colID].(uint64); id <= afterID {
+					return nil
+				}
+				return fn(row)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// writeEventFile writes the rows each gives (rows of the events table, in
+// id order; each row is used only during the call) as one event file in
+// dir, durably (see the top of this file). It returns nil when there is no
+// row.
+func writeEventFile(dir string, each func(fn func(row []driver.Value) error) error) (*eventFile, error) {
 	tmp, err := os.CreateTemp(dir, "write-*"+eventFilesExt+tmpExt)
 	if err != nil {
 		return nil, fmt.Errorf("event file: %w", err)
@@ -196,33 +217,28 @@ func writeEventFile(dir string, recs [][]byte, cols int, afterID uint64) (*event
 		rows = rows[:0]
 		return nil
 	}
-	for _, rec := range recs {
-		err := eachRowCols(rec, cols, false, nil, func(row []driver.Value) error {
-			id, _ := row[colID].(uint64)
-			if id <= afterID {
-				return nil
-			}
-			i := len(rows)
-			out := parquet.Row(vals[i*eventCols : (i+1)*eventCols : (i+1)*eventCols])
-			for c, v := range row {
-				out[eventFileCols[c].index] = fileValue(v, eventFileCols[c])
-			}
-			ts := row[1].(time.Time).UnixMicro()
-			f.minTS, f.maxTS = min(f.minTS, ts), max(f.maxTS, ts)
-			if f.rows == 0 {
-				f.first = id
-			}
-			f.last = id
-			f.rows++
-			rows = append(rows, out)
-			if len(rows) == batch {
-				return flush()
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("event file: %w", err)
+	err = each(func(row []driver.Value) error {
+		id, _ := row[colID].(uint64)
+		i := len(rows)
+		out := parquet.Row(vals[i*eventCols : (i+1)*eventCols : (i+1)*eventCols])
+		for c, v := range row {
+			out[eventFileCols[c].index] = fileValue(v, eventFileCols[c])
 		}
+		ts := row[1].(time.Time).UnixMicro()
+		f.minTS, f.maxTS = min(f.minTS, ts), max(f.maxTS, ts)
+		if f.rows == 0 {
+			f.first = id
+		}
+		f.last = id
+		f.rows++
+		rows = append(rows, out)
+		if len(rows) == batch {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("event file: %w", err)
 	}
 	if err := flush(); err != nil {
 		return nil, fmt.Errorf("event file: %w", err)

@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"context"
+	"database/sql/driver"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,8 +22,97 @@ const benchEvents = 10_000_000
 
 // benchEventsStore opens the cached day of 10M events, generating it with
 // SQL the first time. One event in 100 is an sshd "Failed password"; one in
-// 100,000 comes from 203.0.113.7.
-func benchEventsStore(b *testing.B) *Store {
+// 100,000 comes from 203.0.113.7. The events are rows of the events table
+// (layout "table"), or event files of 16,384 rows each, as the loader
+// writes them ("files"), or those files merged as the loader merges them
+// ("merged").
+func benchEventsStore(b *testing.B, layout string) *Store {
+	b.Helper()
+	path := benchEventsTable(b)
+	if layout != "table" {
+		path = benchEventsFiles(b, path, layout == "merged")
+	}
+	s, err := Open(context.Background(), Options{Path: path, Now: func() time.Time { return benchDay.Add(48 * time.Hour) }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+// benchEventsFiles returns the cached store of the events of the table
+// store at src written as event files (merged if merge).
+func benchEventsFiles(b *testing.B, src string, merge bool) string {
+	b.Helper()
+	ctx := context.Background()
+	name := "files"
+	if merge {
+		name = "merged"
+	}
+	path := filepath.Join(os.TempDir(), "nocsoc-eventstore-bench-"+benchEventsLayout+"-"+name+".duckdb")
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	tmp := path + ".tmp"
+	for _, p := range []string{tmp, tmp + ".wal", tmp + ".events", tmp + ".journal"} {
+		os.RemoveAll(p)
+	}
+	start := time.Now()
+	s, err := Open(ctx, Options{Path: tmp, Now: func() time.Time { return benchDay }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.db.ExecContext(ctx, `ATTACH '`+src+`' AS src (READ_ONLY)`); err != nil {
+		b.Fatal(err)
+	}
+	for lo := 0; lo < benchEvents; lo += DefaultLoadRows {
+		rows, err := s.db.QueryContext(ctx, `SELECT * FROM src.events WHERE id > ? AND id <= ? ORDER BY id`, lo, lo+DefaultLoadRows)
+		if err != nil {
+			b.Fatal(err)
+		}
+		f, err := writeEventFile(s.ev.files.dir, func(fn func(row []driver.Value) error) error {
+			row := make([]driver.Value, eventCols)
+			ptrs := make([]any, eventCols)
+			for i := range row {
+				ptrs[i] = &row[i]
+			}
+			for rows.Next() {
+				if err := rows.Scan(ptrs...); err != nil {
+					return err
+				}
+				if err := fn(row); err != nil {
+					return err
+				}
+			}
+			return rows.Err()
+		})
+		rows.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.ev.files.add(f)
+	}
+	for merge && s.mergeOnce() {
+	}
+	if _, err := s.db.ExecContext(ctx, `DETACH src`); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Rename(tmp+".events", path+".events"); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("generated %s in %s", path, time.Since(start).Round(time.Second))
+	return path
+}
+
+// benchEventsTable returns the cached table store, generating it first.
+func benchEventsTable(b *testing.B) string {
 	b.Helper()
 	ctx := context.Background()
 	path := filepath.Join(os.TempDir(), "nocsoc-eventstore-bench-"+benchEventsLayout+".duckdb")
@@ -31,7 +121,7 @@ func benchEventsStore(b *testing.B) *Store {
 		os.Remove(tmp)
 		os.Remove(tmp + ".wal")
 		start := time.Now()
-		s, err := Open(ctx, Options{Path: tmp, MemoryLimit: "2GB", Now: func() time.Time { return benchDay }})
+		s, err := Open(ctx, Options{Path: tmp, MemoryLimit: "2GB", Now: func() time.Time { return benchDay }, tableOnly: true})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -79,16 +169,21 @@ func benchEventsStore(b *testing.B) *Store {
 		}
 		b.Logf("generated %s in %s", path, time.Since(start).Round(time.Second))
 	}
-	s, err := Open(ctx, Options{Path: path, Now: func() time.Time { return benchDay.Add(48 * time.Hour) }})
-	if err != nil {
-		b.Fatal(err)
+	return path
+}
+
+// benchLayouts runs bench on each layout of the 10M events.
+func benchLayouts(b *testing.B, bench func(b *testing.B, s *Store)) {
+	for _, l := range []string{"table", "files", "merged"} {
+		b.Run(l, func(b *testing.B) { bench(b, benchEventsStore(b, l)) })
 	}
-	b.Cleanup(func() { s.Close() })
-	return s
 }
 
 func benchSearch(b *testing.B, q string, wantMin int) {
-	s := benchEventsStore(b)
+	benchLayouts(b, func(b *testing.B, s *Store) { benchSearchIn(b, s, q, wantMin) })
+}
+
+func benchSearchIn(b *testing.B, s *Store, q string, wantMin int) {
 	ctx := context.Background()
 	n, err := query.Parse(q)
 	if err != nil {
@@ -121,15 +216,16 @@ func BenchmarkSearchEventsRarePhrase(b *testing.B) { benchSearch(b, `"no such ph
 
 // BenchmarkEventStatsTopIP counts the top source IPs of the failures.
 func BenchmarkEventStatsTopIP(b *testing.B) {
-	s := benchEventsStore(b)
-	ctx := context.Background()
-	q := StatsQuery{Where: query.Field{Name: "event.outcome", Op: ":", Value: "failure"}, By: "source.ip"}
-	for b.Loop() {
-		if _, err := s.EventStats(ctx, q); err != nil {
-			b.Fatal(err)
+	benchLayouts(b, func(b *testing.B, s *Store) {
+		ctx := context.Background()
+		q := StatsQuery{Where: query.Field{Name: "event.outcome", Op: ":", Value: "failure"}, By: "source.ip"}
+		for b.Loop() {
+			if _, err := s.EventStats(ctx, q); err != nil {
+				b.Fatal(err)
+			}
 		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/query")
+		b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/query")
+	})
 }
 
 // appendBenchBatch fills batch with normalized sshd-like events numbered

@@ -464,7 +464,7 @@ func (s *Store) storeRecords(ctx context.Context, recs [][]byte, cols int, after
 	if s.ev.files == nil {
 		return appendRecords(ctx, s.ev.lconn, recs, cols, afterID)
 	}
-	f, err := writeEventFile(s.ev.files.dir, recs, cols, afterID)
+	f, err := writeRecords(s.ev.files.dir, recs, cols, afterID)
 	if err != nil || f == nil {
 		return 0, 0, err
 	}

@@ -19,7 +19,9 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress/snappy"
 	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
 )
@@ -112,6 +114,13 @@ var eventFileSchema, eventFileCols = func() (*parquet.Schema, [eventCols]fileCol
 	return schema, cols
 }()
 
+// fastSnappy is the Snappy codec with the faster of klauspost/compress's
+// two Snappy encoders: parquet-go's codec uses the "better" one, which was
+// a fifth of the loader's CPU for files 4 % smaller.
+type fastSnappy struct{ snappy.Codec }
+
+func (*fastSnappy) Encode(dst, src []byte) ([]byte, error) { return s2.EncodeSnappy(dst, src), nil }
+
 // fileCol is where a table column goes in an event file's rows.
 type fileCol struct {
 	index    int
@@ -203,7 +212,7 @@ func writeEventFile(dir string, each func(fn func(row []driver.Value) error) err
 		}
 	}()
 	bw := bufio.NewWriterSize(tmp, 1<<20)
-	w := parquet.NewWriter(bw, eventFileSchema, parquet.Compression(&parquet.Snappy))
+	w := parquet.NewWriter(bw, eventFileSchema, parquet.Compression(&fastSnappy{}))
 	f := eventFile{minTS: math.MaxInt64, maxTS: math.MinInt64}
 	const batch = 256
 	var (
@@ -775,7 +784,7 @@ func rewriteFile(dir string, f *eventFile, drop func(id uint64, ts int64) bool) 
 		}
 	}()
 	bw := bufio.NewWriterSize(tmp, 1<<20)
-	w := parquet.NewWriter(bw, eventFileSchema, parquet.Compression(&parquet.Snappy))
+	w := parquet.NewWriter(bw, eventFileSchema, parquet.Compression(&fastSnappy{}))
 	r := parquet.NewReader(pf)
 	defer r.Close()
 	nf := eventFile{first: f.first, last: f.last, minTS: math.MaxInt64, maxTS: math.MinInt64}

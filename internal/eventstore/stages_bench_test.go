@@ -152,8 +152,11 @@ func BenchmarkStageLoad(b *testing.B) {
 // store each op and measures the load stage if load, else the journal's.
 func storeStage(b *testing.B, load, table bool) {
 	evs := stageEvs(b)
-	var cpu time.Duration
-	n := 0
+	var (
+		cpu   time.Duration
+		n     int
+		bytes int64
+	)
 	stage := func(measured bool, run func()) {
 		if !measured {
 			run()
@@ -170,6 +173,8 @@ func storeStage(b *testing.B, load, table bool) {
 		s, release := stageStore(b, table)
 		stage(!load, func() { journalStage(b, s, evs) })
 		stage(load, func() { loadStage(b, s, release) })
+		_, fb := s.EventFiles()
+		bytes += fb
 		if err := s.Close(); err != nil {
 			b.Fatal(err)
 		}
@@ -177,6 +182,9 @@ func storeStage(b *testing.B, load, table bool) {
 		b.StartTimer()
 	}
 	reportStage(b, cpu, n)
+	if load && !table {
+		b.ReportMetric(float64(bytes)/float64(n), "file-bytes/event")
+	}
 }
 
 // BenchmarkStageDuckDBFloor: DuckDB inserting the same rows, read from an

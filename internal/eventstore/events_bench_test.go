@@ -20,19 +20,24 @@ const benchEventsLayout = "events-v3"
 
 const benchEvents = 10_000_000
 
+// benchFilesLayout names the event files' format in the cached data sets;
+// bump it whenever eventFileOptions change.
+const benchFilesLayout = "f2"
+
+
 // benchEventsStore opens the cached day of 10M events, generating it with
 // SQL the first time. One event in 100 is an sshd "Failed password"; one in
 // 100,000 comes from 203.0.113.7. The events are rows of the events table
 // (layout "table"), or event files of 16,384 rows each, as the loader
-// writes them ("files"), or those files merged as the loader merges them
-// ("merged").
+// writes them ("segments"; the store opened not to merge them), or those
+// files merged as the loader merges them ("merged").
 func benchEventsStore(b *testing.B, layout string) *Store {
 	b.Helper()
 	path := benchEventsTable(b)
 	if layout != "table" {
 		path = benchEventsFiles(b, path, layout == "merged")
 	}
-	s, err := Open(context.Background(), Options{Path: path, Now: func() time.Time { return benchDay.Add(48 * time.Hour) }})
+	s, err := Open(context.Background(), Options{Path: path, Now: func() time.Time { return benchDay.Add(48 * time.Hour) }, MergeRows: benchMergeRows(layout == "merged")})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -45,11 +50,11 @@ func benchEventsStore(b *testing.B, layout string) *Store {
 func benchEventsFiles(b *testing.B, src string, merge bool) string {
 	b.Helper()
 	ctx := context.Background()
-	name := "files"
+	name := "segments"
 	if merge {
 		name = "merged"
 	}
-	path := filepath.Join(os.TempDir(), "nocsoc-eventstore-bench-"+benchEventsLayout+"-"+name+".duckdb")
+	path := filepath.Join(os.TempDir(), "nocsoc-eventstore-bench-"+benchEventsLayout+"-"+benchFilesLayout+"-"+name+".duckdb")
 	if _, err := os.Stat(path); err == nil {
 		return path
 	}
@@ -58,7 +63,7 @@ func benchEventsFiles(b *testing.B, src string, merge bool) string {
 		os.RemoveAll(p)
 	}
 	start := time.Now()
-	s, err := Open(ctx, Options{Path: tmp, Now: func() time.Time { return benchDay }})
+	s, err := Open(ctx, Options{Path: tmp, Now: func() time.Time { return benchDay }, MergeRows: benchMergeRows(merge)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -72,14 +77,18 @@ func benchEventsFiles(b *testing.B, src string, merge bool) string {
 			b.Fatal(err)
 		}
 		f, err := writeEventFile(s.ev.files.dir, func(fn func(row []driver.Value) error) error {
-			row := make([]driver.Value, eventCols)
+			vals := make([]any, eventCols)
 			ptrs := make([]any, eventCols)
-			for i := range row {
-				ptrs[i] = &row[i]
+			for i := range vals {
+				ptrs[i] = &vals[i]
 			}
+			row := make([]driver.Value, eventCols)
 			for rows.Next() {
 				if err := rows.Scan(ptrs...); err != nil {
 					return err
+				}
+				for i, v := range vals {
+					row[i] = v
 				}
 				if err := fn(row); err != nil {
 					return err
@@ -109,6 +118,15 @@ func benchEventsFiles(b *testing.B, src string, merge bool) string {
 	}
 	b.Logf("generated %s in %s", path, time.Since(start).Round(time.Second))
 	return path
+}
+
+// benchMergeRows is Options.MergeRows for a layout merged or not (1: no
+// file is small enough to merge).
+func benchMergeRows(merge bool) int {
+	if merge {
+		return 0
+	}
+	return 1
 }
 
 // benchEventsTable returns the cached table store, generating it first.
@@ -174,7 +192,7 @@ func benchEventsTable(b *testing.B) string {
 
 // benchLayouts runs bench on each layout of the 10M events.
 func benchLayouts(b *testing.B, bench func(b *testing.B, s *Store)) {
-	for _, l := range []string{"table", "files", "merged"} {
+	for _, l := range []string{"table", "segments", "merged"} {
 		b.Run(l, func(b *testing.B) { bench(b, benchEventsStore(b, l)) })
 	}
 }

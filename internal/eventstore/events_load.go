@@ -16,32 +16,30 @@ import (
 // Defaults of the event loader (journal.go explains the design).
 const (
 	// DefaultLoadRows is the rows of one journal segment, which the loader
-	// moves into DuckDB in one append. The pending rows are kept as their
-	// encoded journal records (a few hundred bytes an event), not as Go
-	// values.
+	// stores in one go: as one event file (eventfiles.go), or in an
+	// in-memory store as one DuckDB append. The pending rows are kept as
+	// their encoded journal records (a few hundred bytes an event), not as
+	// Go values.
 	//
-	// FullRowGroup (one DuckDB row group) costs less CPU: it is
-	// compressed once and written straight to the database file, while
-	// smaller appends go through DuckDB's WAL and are compressed again at
-	// checkpoints until their row group fills (7.6 against 10.8 µs of CPU
-	// an event in a microbenchmark). But building a whole row group takes
-	// 100-400 MB more memory at full load, and since rows stopped
-	// repeating derived values (events_packed.go) it measured no faster
-	// end to end; so the default stays small and eventstore.load_rows
-	// chooses.
+	// FullRowGroup (one DuckDB row group) cost less CPU when every event
+	// was appended to DuckDB: compressed once and written straight to the
+	// database file instead of through DuckDB's WAL (7.6 against 10.8 µs
+	// of CPU an event in a microbenchmark), but it measured no faster end
+	// to end for 100-400 MB more memory.
 	DefaultLoadRows = 16384
 	FullRowGroup    = 122880
 	// DefaultLoadEvery bounds how long an acknowledged event waits in the
-	// journal before the loader moves it into DuckDB when fewer than
-	// LoadRows are pending (reads load pending rows at once anyway).
+	// journal before the loader stores it when fewer than LoadRows are
+	// pending (reads load pending rows at once anyway).
 	DefaultLoadEvery = 2 * time.Second
-	// LoaderNice is the nice value of the loader's thread (Linux). DuckDB's
-	// append and its checkpoints run on that thread; at the lower priority
-	// they yield the CPU to reading, detection and alerting when these
-	// need it and take whatever is left, while back-pressure (MaxBacklog)
-	// still makes the inputs wait for a loader that falls too far behind.
-	// At 40,000 events/s on 2 cores this roughly halved the event-to-alert
-	// p99 with no loss of throughput at full load (docs/BENCHMARKS.md).
+	// LoaderNice is the nice value of the loader's thread (Linux), which
+	// encodes event files and merges them; at the lower priority it yields
+	// the CPU to reading, detection and alerting when these need it and
+	// takes whatever is left, while back-pressure (MaxBacklog) still makes
+	// the inputs wait for a loader that falls too far behind. At 40,000
+	// events/s on 2 cores this roughly halved the event-to-alert p99 with
+	// no loss of throughput at full load, when the loader's work was
+	// DuckDB's append and checkpoints (docs/BENCHMARKS.md).
 	LoaderNice = 5
 )
 
@@ -253,7 +251,7 @@ func (s *Store) AwaitSearchable(ctx context.Context, wait time.Duration) (int, e
 	return 0, nil
 }
 
-// runLoader moves journaled rows into DuckDB: when LoadRows are pending,
+// runLoader stores journaled rows (storeRecords): when LoadRows are pending,
 // when the oldest has waited LoadEvery, when a reader asks, and at Close.
 func (s *Store) runLoader() {
 	defer close(s.ev.loaderDone)
@@ -342,9 +340,10 @@ func (s *Store) loadDue(stop bool) bool {
 	return time.Since(ld.cur.firstAt) >= s.o.LoadEvery
 }
 
-// loadOnce appends the oldest waiting segment's rows to DuckDB in one
-// transaction (closing the open segment first when none is waiting); once
-// that has committed the segment is deleted.
+// loadOnce stores the oldest waiting segment's rows (one event file, or
+// one DuckDB transaction in an in-memory store), closing the open segment
+// first when none is waiting; once they are durable the segment is
+// deleted.
 func (s *Store) loadOnce() error {
 	s.ev.commitMu.Lock()
 	s.ev.lmu.Lock()
@@ -378,7 +377,7 @@ func (s *Store) loadOnce() error {
 		if s.o.OnLoad != nil {
 			s.o.OnLoad(seg.rows, time.Since(start))
 		}
-		// Committed in DuckDB: the segment is no longer needed. Deleted
+		// Durable in a file (or DuckDB): the segment is no longer needed. Deleted
 		// (a damaged one set aside) before its rows count as loaded, so a
 		// reader that saw them loaded also sees the journal without them.
 		if damaged != nil {

@@ -24,7 +24,6 @@ const benchEvents = 10_000_000
 // bump it whenever eventFileOptions change.
 const benchFilesLayout = "f2"
 
-
 // benchEventsStore opens the cached day of 10M events, generating it with
 // SQL the first time. One event in 100 is an sshd "Failed password"; one in
 // 100,000 comes from 203.0.113.7. The events are rows of the events table

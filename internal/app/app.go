@@ -190,7 +190,7 @@ func (a *App) open(ctx context.Context) error {
 		Name: "nocsoc_eventstore_event_file_bytes", Help: "Bytes of the Parquet files holding the stored log events.",
 	}, func() float64 { _, b := ev.EventFiles(); return float64(b) }))
 	a.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "nocsoc_eventstore_journal_lost_events_total", Help: "Acknowledged events lost because their journal segment was damaged on disk before it was loaded.",
+		Name: "nocsoc_eventstore_journal_lost_events_total", Help: "Acknowledged events lost because their journal segment was damaged on disk before it was loaded, or their event file when the server started.",
 	}, func() float64 { return float64(ev.LostEvents()) }))
 
 	if err := a.bootstrapAdmin(ctx); err != nil {

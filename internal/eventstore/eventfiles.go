@@ -355,36 +355,50 @@ type eventFiles struct {
 
 // openEventFiles reads dir's event files into an index, creating dir,
 // and deletes what a crash left: temporary files and files whose id range
-// lies within another's.
-func openEventFiles(dir string, log *slog.Logger) (*eventFiles, error) {
+// lies within another's. A file that does not begin and end as a Parquet
+// file does (damaged on disk: every file was synced before it was
+// indexed) is renamed with damagedExt and left out, so that it cannot
+// fail every query that reads it; lost counts its events.
+func openEventFiles(dir string, log *slog.Logger) (fs *eventFiles, lost int64, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("event files: %w", err)
+		return nil, 0, fmt.Errorf("event files: %w", err)
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("event files: %w", err)
+		return nil, 0, fmt.Errorf("event files: %w", err)
 	}
-	fs := &eventFiles{dir: dir, log: log}
+	fs = &eventFiles{dir: dir, log: log}
 	var found []*eventFile
 	for _, e := range ents {
 		name := e.Name()
 		path := filepath.Join(dir, name)
 		if strings.HasSuffix(name, tmpExt) {
 			if err := removeFile(path); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			continue
 		}
 		f, ok := parseEventFileName(name)
 		if !ok {
-			log.Warn("ignoring a file that is not an event file in the event files' directory", "path", path)
+			if !strings.HasSuffix(name, damagedExt) {
+				log.Warn("ignoring a file that is not an event file in the event files' directory", "path", path)
+			}
 			continue
 		}
 		info, err := e.Info()
 		if err != nil {
-			return nil, fmt.Errorf("event files: %w", err)
+			return nil, 0, fmt.Errorf("event files: %w", err)
 		}
 		f.path, f.bytes = path, info.Size()
+		if err := checkParquetEnds(path, f.bytes); err != nil {
+			kept := path + damagedExt
+			if rerr := os.Rename(path, kept); rerr != nil {
+				return nil, 0, fmt.Errorf("event files: set aside damaged %s: %w", path, rerr)
+			}
+			log.Error("event file damaged on disk: its events are lost", "path", path, "kept_as", kept, "events_lost", f.rows, "err", err)
+			lost += f.rows
+			continue
+		}
 		found = append(found, &f)
 	}
 	// Widest range first among those that start together; of equal
@@ -402,13 +416,41 @@ func openEventFiles(dir string, log *slog.Logger) (*eventFiles, error) {
 		if n := len(fs.files); n > 0 && f.last <= fs.files[n-1].last {
 			log.Info("deleting an event file that a later file replaced (an interrupted merge or retention)", "path", f.path)
 			if err := removeFile(f.path); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			continue
 		}
 		fs.files = append(fs.files, f)
 	}
-	return fs, nil
+	return fs, lost, nil
+}
+
+// checkParquetEnds checks that the file at path, size bytes long, begins
+// and ends with the Parquet magic and that its footer length fits.
+func checkParquetEnds(path string, size int64) error {
+	if size < 12 {
+		return fmt.Errorf("%d bytes is too short for a Parquet file", size)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var head [4]byte
+	var tail [8]byte
+	if _, err := f.ReadAt(head[:], 0); err != nil {
+		return err
+	}
+	if _, err := f.ReadAt(tail[:], size-8); err != nil {
+		return err
+	}
+	if string(head[:]) != parquetMagic || string(tail[4:]) != parquetMagic {
+		return errors.New("no Parquet magic at its start or end")
+	}
+	if n := int64(binary.LittleEndian.Uint32(tail[:4])); n > size-12 {
+		return fmt.Errorf("footer length %d exceeds the file", n)
+	}
+	return nil
 }
 
 func cmpU(a, b uint64) int {

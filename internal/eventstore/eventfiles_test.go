@@ -329,3 +329,65 @@ func TestEventFilesRetention(t *testing.T) {
 		t.Errorf("directory: %v", names)
 	}
 }
+
+// TestEventFilesDamagedAtOpen: a file cut short on disk is set aside at
+// Open and its events counted lost (NocsocEventsLost), so that it cannot
+// fail every search; a file that is not an event file is ignored.
+func TestEventFilesDamagedAtOpen(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, Options{LoadRows: 500, MergeRows: 1})
+	for i := 0; i < 1500; i += 500 {
+		if _, err := s.AppendEvents(ctx, journalEvents(500, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.syncEvents(ctx); err != nil {
+		t.Fatal(err)
+	}
+	path, snap := s.o.Path, s.ev.files.snapshot()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(snap) != 3 {
+		t.Fatalf("%d files, want 3", len(snap))
+	}
+	if err := os.Truncate(snap[1].path, snap[1].bytes-3); err != nil {
+		t.Fatal(err)
+	}
+	stray := filepath.Join(filepath.Dir(snap[0].path), "notes.txt")
+	if err := os.WriteFile(stray, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, Options{Path: path, MergeRows: 1})
+	if n := s.LostEvents(); n != 500 {
+		t.Errorf("LostEvents = %d, want the damaged file's 500", n)
+	}
+	if _, err := os.Stat(snap[1].path + damagedExt); err != nil {
+		t.Errorf("damaged file not kept aside: %v", err)
+	}
+	if _, err := os.Stat(stray); err != nil {
+		t.Errorf("a file that is not an event file was touched: %v", err)
+	}
+	evs, _, err := s.SearchEvents(ctx, EventQuery{Limit: MaxLimit})
+	if err != nil || len(evs) != 1000 {
+		t.Fatalf("search after setting aside: %d events, %v; want 1000", len(evs), err)
+	}
+	// Ids continue after the files'.
+	if ids, err := s.AppendEvents(ctx, journalEvents(1, 0)); err != nil || ids[0] != 1501 {
+		t.Errorf("next id = %v, %v; want 1501", ids, err)
+	}
+}
+
+func TestParseEventFileName(t *testing.T) {
+	good := eventFileName(3, 9, -5, 7, 4)
+	f, ok := parseEventFileName(good)
+	if !ok || f.first != 3 || f.last != 9 || f.minTS != -5 || f.maxTS != 7 || f.rows != 4 {
+		t.Errorf("parse(%q) = %+v, %v", good, f, ok)
+	}
+	for _, bad := range []string{"x.parquet", "1-2_3_4.parquet", "2-1_0_0_1.parquet", "1-2_5_4_1.parquet",
+		"1-2_0_0_0.parquet", "1-2_0_0_1.parquet.tmp", "a-2_0_0_1.parquet", good + damagedExt} {
+		if f, ok := parseEventFileName(bad); ok {
+			t.Errorf("parse(%q) = %+v, accepted", bad, f)
+		}
+	}
+}

@@ -514,11 +514,12 @@ func (s *Store) openJournal(ctx context.Context) error {
 		return fmt.Errorf("read last event id: %w", err)
 	}
 	if s.o.Path != "" && s.o.Path != ":memory:" && !s.o.tableOnly {
-		fs, err := openEventFiles(s.o.Path+".events", s.log)
+		fs, lost, err := openEventFiles(s.o.Path+".events", s.log)
 		if err != nil {
 			return err
 		}
 		s.ev.files = fs
+		s.ev.ld.lost += int(lost)
 		_, _, _, _, _, last := fs.totals()
 		maxID = max(maxID, last)
 	}

@@ -16,7 +16,8 @@ type HealthReading struct {
 	// searches cannot see yet; MaxBacklog is where the inputs are paced.
 	Unloaded, MaxBacklog int
 	// Lost counts acknowledged events lost since start: journal segments
-	// found damaged on disk when the loader read them back.
+	// found damaged on disk when the loader read them back, and event files
+	// found damaged when the store opened.
 	Lost int
 	// DetectionLag is the newest detection batch's time from stored to
 	// evaluated; DetectionQueued the events waiting for detection.
@@ -134,10 +135,10 @@ func NewHealthWatcher(o HealthOptions) *HealthWatcher {
 		},
 		{
 			name: AlertEventsLost, severity: "critical", immediate: true, sticky: true,
-			title: "Acknowledged log events lost: journal segment damaged on disk",
+			title: "Acknowledged log events lost: stored data damaged on disk",
 			on:    func(r, prev HealthReading) bool { return r.Lost > prev.Lost },
 			desc: func(r HealthReading) string {
-				return fmt.Sprintf("%d acknowledged events could not be loaded since the server started: a journal segment was damaged on disk when the loader read it back. The server log names the file (kept as .damaged); check the disk.", r.Lost)
+				return fmt.Sprintf("%d acknowledged events were lost since the server started: a journal segment was damaged on disk when the loader read it back, or an event file when the server started. The server log names the file (kept as .damaged); check the disk.", r.Lost)
 			},
 		},
 		{
@@ -180,8 +181,11 @@ func (w *HealthWatcher) Check(ctx context.Context) {
 	r, now := w.o.Read(), w.o.Now()
 	prev := w.prev
 	if !w.read {
-		// Counters since start: the first reading is the baseline.
+		// Counters since start: the first reading is the baseline, except
+		// for losses, which the store finds when it opens, before the
+		// first reading.
 		prev, w.read = r, true
+		prev.Lost = 0
 		w.resolveStale(ctx, r, now)
 	}
 	w.prev = r

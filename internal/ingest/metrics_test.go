@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -17,6 +18,12 @@ func TestCollector(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	if err := reg.Register(m.Collector()); err != nil {
 		t.Fatal(err)
+	}
+	// The input counts a batch once the sink's Write has returned, just
+	// after the sink holds it.
+	deadline := time.Now().Add(5 * time.Second)
+	for m.Stats()["u1"].Received == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
 	}
 	mfs, err := reg.Gather()
 	if err != nil {

@@ -124,6 +124,9 @@ var eventFileSchema, eventFileCols = func() (*parquet.Schema, [eventCols]fileCol
 var eventFileOptions = []parquet.WriterOption{
 	eventFileSchema,
 	parquet.Compression(&fastSnappy{}),
+	// A segment is one row group; a rewrite of many small files is cut
+	// into row groups of this size, so that the writer never holds more.
+	parquet.MaxRowsPerRowGroup(2 * DefaultLoadRows),
 	parquet.BloomFilters(
 		parquet.SplitBlockFilter(10, "source_ip_hash"),
 		parquet.SplitBlockFilter(10, "destination_ip_hash"),
@@ -811,30 +814,15 @@ func pickMerge(files []*eventFile, mergeRows int64) []*eventFile {
 	return nil
 }
 
-// rewriteFile writes the rows of f that drop does not select as a new
-// file, decoding and encoding them (retention of a file that holds events
-// on both sides of its cut). It returns nil when drop selects every row,
-// and how many rows it dropped.
-func rewriteFile(dir string, f *eventFile, drop func(id uint64, ts int64) bool) (*eventFile, int64, error) {
-	in, err := os.Open(f.path)
-	if err != nil {
-		return nil, 0, fmt.Errorf("rewrite event file: %w", err)
-	}
-	defer in.Close()
-	st, err := in.Stat()
-	if err != nil {
-		return nil, 0, fmt.Errorf("rewrite event file: %w", err)
-	}
-	pf, err := parquet.OpenFile(in, st.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
-	if err != nil {
-		return nil, 0, fmt.Errorf("rewrite event file %s: %w", f.path, err)
-	}
-	if !sameSchema(pf.Metadata().Schema, eventFileFormat) {
-		return nil, 0, fmt.Errorf("rewrite event file %s: not an event file's schema", f.path)
-	}
+// rewriteFiles writes the rows of files (consecutive in the index) that
+// drop (if set) does not select as one new file, decoding and encoding
+// them: retention of a file that holds events on both sides of its cut,
+// and merges of files whose row groups are small (mergeOnce). It returns
+// nil when drop selects every row, and how many rows it dropped.
+func rewriteFiles(dir string, files []*eventFile, drop func(id uint64, ts int64) bool) (*eventFile, int64, error) {
 	tmp, err := os.CreateTemp(dir, "rewrite-*"+eventFilesExt+tmpExt)
 	if err != nil {
-		return nil, 0, fmt.Errorf("rewrite event file: %w", err)
+		return nil, 0, fmt.Errorf("rewrite event files: %w", err)
 	}
 	done := false
 	defer func() {
@@ -845,16 +833,66 @@ func rewriteFile(dir string, f *eventFile, drop func(id uint64, ts int64) bool) 
 	}()
 	bw := bufio.NewWriterSize(tmp, 1<<20)
 	w := parquet.NewWriter(bw, eventFileOptions...)
+	nf := eventFile{first: files[0].first, last: files[len(files)-1].last, minTS: math.MaxInt64, maxTS: math.MinInt64}
+	var dropped int64
+	for _, f := range files {
+		n, err := copyRows(w, f.path, func(id uint64, ts int64) bool {
+			if drop != nil && drop(id, ts) {
+				dropped++
+				return false
+			}
+			nf.minTS, nf.maxTS = min(nf.minTS, ts), max(nf.maxTS, ts)
+			return true
+		})
+		if err != nil {
+			return nil, 0, fmt.Errorf("rewrite event files: %s: %w", f.path, err)
+		}
+		nf.rows += n
+	}
+	if nf.rows == 0 {
+		return nil, dropped, nil
+	}
+	if err := w.Close(); err != nil {
+		return nil, 0, fmt.Errorf("rewrite event files: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, 0, fmt.Errorf("rewrite event files: %w", err)
+	}
+	if err := finishFile(tmp, &nf, dir); err != nil {
+		return nil, 0, err
+	}
+	done = true
+	return &nf, dropped, nil
+}
+
+// copyRows writes the rows of the event file at path that keep selects to
+// w and returns how many it wrote.
+func copyRows(w *parquet.Writer, path string, keep func(id uint64, ts int64) bool) (int64, error) {
+	in, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return 0, err
+	}
+	pf, err := parquet.OpenFile(in, st.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	if err != nil {
+		return 0, err
+	}
+	if !sameSchema(pf.Metadata().Schema, eventFileFormat) {
+		return 0, errors.New("not an event file's schema")
+	}
 	r := parquet.NewReader(pf)
 	defer r.Close()
-	nf := eventFile{first: f.first, last: f.last, minTS: math.MaxInt64, maxTS: math.MinInt64}
 	idc, tsc := eventFileCols[colID].index, eventFileCols[1].index
-	var dropped int64
+	var n int64
 	buf := make([]parquet.Row, 256)
 	for {
-		n, rerr := r.ReadRows(buf)
+		got, rerr := r.ReadRows(buf)
 		kept := buf[:0]
-		for _, row := range buf[:n] {
+		for _, row := range buf[:got] {
 			var id uint64
 			var ts int64
 			for _, v := range row {
@@ -865,38 +903,21 @@ func rewriteFile(dir string, f *eventFile, drop func(id uint64, ts int64) bool) 
 					ts = v.Int64()
 				}
 			}
-			if drop(id, ts) {
-				dropped++
-				continue
+			if keep(id, ts) {
+				kept = append(kept, row)
 			}
-			nf.minTS, nf.maxTS = min(nf.minTS, ts), max(nf.maxTS, ts)
-			nf.rows++
-			kept = append(kept, row)
 		}
 		if _, err := w.WriteRows(kept); err != nil {
-			return nil, 0, fmt.Errorf("rewrite event file: %w", err)
+			return n, err
 		}
+		n += int64(len(kept))
 		if errors.Is(rerr, io.EOF) {
-			break
+			return n, nil
 		}
 		if rerr != nil {
-			return nil, 0, fmt.Errorf("rewrite event file %s: %w", f.path, rerr)
+			return n, rerr
 		}
 	}
-	if nf.rows == 0 {
-		return nil, dropped, nil
-	}
-	if err := w.Close(); err != nil {
-		return nil, 0, fmt.Errorf("rewrite event file: %w", err)
-	}
-	if err := bw.Flush(); err != nil {
-		return nil, 0, fmt.Errorf("rewrite event file: %w", err)
-	}
-	if err := finishFile(tmp, &nf, dir); err != nil {
-		return nil, 0, err
-	}
-	done = true
-	return &nf, dropped, nil
 }
 
 // eventFileFormat is eventFileSchema as a file's metadata states it.

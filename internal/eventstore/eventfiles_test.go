@@ -252,7 +252,7 @@ func TestEventFilesCrashLeftovers(t *testing.T) {
 	if _, err := mergeFiles(dir, ptrs[:2]); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := rewriteFile(dir, ptrs[2], func(id uint64, _ int64) bool { return id == 1001 }); err != nil {
+	if _, _, err := rewriteFiles(dir, ptrs[2:3], func(id uint64, _ int64) bool { return id == 1001 }); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := table.db.Exec(`DELETE FROM events WHERE id = 1001`); err != nil {
@@ -390,4 +390,42 @@ func TestParseEventFileName(t *testing.T) {
 			t.Errorf("parse(%q) = %+v, accepted", bad, f)
 		}
 	}
+}
+
+// TestEventFilesMergeSmall: files much smaller than a segment (loads at a
+// low rate) are merged by re-encoding, into one row group per merged file
+// rather than one per small file.
+func TestEventFilesMergeSmall(t *testing.T) {
+	ctx := context.Background()
+	o := Options{LoadRows: 1000, MergeRows: 1000}
+	files := openTest(t, o)
+	o.Path = ":memory:"
+	table := openTest(t, o)
+	evs := journalEvents(2000, 0)
+	for _, s := range []*Store{files, table} {
+		for i := 0; i < len(evs); i += 50 {
+			if _, err := s.AppendEvents(ctx, slices.Clone(evs[i:i+50])); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.syncEvents(ctx); err != nil { // a load of 50 rows
+				t.Fatal(err)
+			}
+		}
+	}
+	for files.mergeOnce() {
+	}
+	snap := files.ev.files.snapshot()
+	if len(snap) > 4 {
+		t.Errorf("%d files after merging 40 files of 50 rows up to 1000 rows a file", len(snap))
+	}
+	for _, f := range snap {
+		var groups int
+		if err := files.db.QueryRow(`SELECT count(DISTINCT row_group_id) FROM parquet_metadata(` + sqlString(f.path) + `)`).Scan(&groups); err != nil {
+			t.Fatal(err)
+		}
+		if f.rows > 50 && groups != 1 {
+			t.Errorf("%s: %d row groups for %d rows; want one", filepath.Base(f.path), groups, f.rows)
+		}
+	}
+	sameAnswers(t, files, table)
 }

@@ -313,7 +313,22 @@ func (s *Store) mergeOnce() bool {
 	if run == nil {
 		return false
 	}
-	nf, err := mergeFiles(fs.dir, run)
+	// Files of full segments are concatenated as they are. Smaller ones
+	// (the loader's timer at a low rate) would make a merged file of many
+	// tiny row groups, each of which every scan pays for (about 0.16 ms
+	// a row group and full scan, docs/BENCHMARKS.md): those are re-encoded
+	// into large row groups, which at such rates costs little.
+	merge := mergeFiles
+	for _, f := range run {
+		if f.rows < int64(s.o.LoadRows)/2 {
+			merge = func(dir string, files []*eventFile) (*eventFile, error) {
+				nf, _, err := rewriteFiles(dir, files, nil)
+				return nf, err
+			}
+			break
+		}
+	}
+	nf, err := merge(fs.dir, run)
 	if err != nil {
 		s.log.Error("merging event files failed; they stay as they are, and merging pauses for a minute", "files", len(run), "err", err)
 		s.ev.mergeAfter = time.Now().Add(time.Minute)

@@ -182,7 +182,7 @@ func (s *Store) retainFiles(p RetentionPlan) (int64, error) {
 			n += f.rows
 			continue
 		}
-		nf, dropped, err := rewriteFile(fs.dir, f, func(id uint64, ts int64) bool { return ts < cut && id <= upTo })
+		nf, dropped, err := rewriteFiles(fs.dir, []*eventFile{f}, func(id uint64, ts int64) bool { return ts < cut && id <= upTo })
 		if err != nil {
 			return n, err
 		}

@@ -221,17 +221,11 @@ func writeRecords(dir string, recs [][]byte, cols int, afterID uint64) (*eventFi
 // dir, durably (see the top of this file). It returns nil when there is no
 // row.
 func writeEventFile(dir string, each func(fn func(row []driver.Value) error) error) (*eventFile, error) {
-	tmp, err := os.CreateTemp(dir, "write-*"+eventFilesExt+tmpExt)
+	tmp, err := createTemp(dir, "write")
 	if err != nil {
 		return nil, fmt.Errorf("event file: %w", err)
 	}
-	done := false
-	defer func() {
-		if !done {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
+	defer tmp.discard()
 	bw := bufio.NewWriterSize(tmp, 1<<20)
 	w := parquet.NewWriter(bw, eventFileOptions...)
 	f := eventFile{minTS: math.MaxInt64, maxTS: math.MinInt64}
@@ -282,32 +276,55 @@ func writeEventFile(dir string, each func(fn func(row []driver.Value) error) err
 	if err := bw.Flush(); err != nil {
 		return nil, fmt.Errorf("event file: %w", err)
 	}
-	if err := finishFile(tmp, &f, dir); err != nil {
+	if err := tmp.finish(&f); err != nil {
 		return nil, err
 	}
-	done = true
 	return &f, nil
 }
 
-// finishFile syncs and closes a written temporary file, renames it to f's
-// name and syncs dir; it sets f.path and f.bytes.
-func finishFile(tmp *os.File, f *eventFile, dir string) error {
-	st, err := tmp.Stat()
-	if err == nil {
-		err = tmp.Sync()
+// tempFile is an event file being written under a temporary name in dir.
+type tempFile struct {
+	*os.File
+	dir  string
+	done bool
+}
+
+func createTemp(dir, kind string) (*tempFile, error) {
+	f, err := os.CreateTemp(dir, kind+"-*"+eventFilesExt+tmpExt)
+	if err != nil {
+		return nil, err
 	}
-	if cerr := tmp.Close(); err == nil {
+	return &tempFile{File: f, dir: dir}, nil
+}
+
+// discard deletes the file unless finish renamed it.
+func (t *tempFile) discard() {
+	if !t.done {
+		t.Close()
+		os.Remove(t.Name())
+	}
+}
+
+// finish syncs and closes the written file, renames it to f's name and
+// syncs the directory; it sets f.path and f.bytes.
+func (t *tempFile) finish(f *eventFile) error {
+	st, err := t.Stat()
+	if err == nil {
+		err = t.Sync()
+	}
+	if cerr := t.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return fmt.Errorf("event file: %w", err)
 	}
 	f.bytes = st.Size()
-	f.path = filepath.Join(dir, eventFileName(f.first, f.last, f.minTS, f.maxTS, f.rows))
-	if err := os.Rename(tmp.Name(), f.path); err != nil {
+	f.path = filepath.Join(t.dir, eventFileName(f.first, f.last, f.minTS, f.maxTS, f.rows))
+	if err := os.Rename(t.Name(), f.path); err != nil {
 		return fmt.Errorf("event file: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
+	t.done = true
+	if err := syncDir(t.dir); err != nil {
 		return fmt.Errorf("event file: %w", err)
 	}
 	return nil
@@ -639,17 +656,11 @@ func (s *Store) eventsFrom(sc fileScope) (string, func()) {
 // indexes are dropped, as their page offsets would need the same shift;
 // DuckDB prunes by the row groups' statistics.
 func mergeFiles(dir string, files []*eventFile) (*eventFile, error) {
-	tmp, err := os.CreateTemp(dir, "merge-*"+eventFilesExt+tmpExt)
+	tmp, err := createTemp(dir, "merge")
 	if err != nil {
 		return nil, fmt.Errorf("merge event files: %w", err)
 	}
-	done := false
-	defer func() {
-		if !done {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
+	defer tmp.discard()
 	if _, err := tmp.WriteString(parquetMagic); err != nil {
 		return nil, fmt.Errorf("merge event files: %w", err)
 	}
@@ -657,7 +668,7 @@ func mergeFiles(dir string, files []*eventFile) (*eventFile, error) {
 	nf := eventFile{first: files[0].first, last: files[len(files)-1].last, minTS: math.MaxInt64, maxTS: math.MinInt64}
 	var md format.FileMetaData
 	for i, f := range files {
-		fmd, dataEnd, err := appendRowGroups(tmp, f.path)
+		fmd, dataEnd, err := appendRowGroups(tmp.File, f.path)
 		if err != nil {
 			return nil, fmt.Errorf("merge event files: %s: %w", f.path, err)
 		}
@@ -690,10 +701,9 @@ func mergeFiles(dir string, files []*eventFile) (*eventFile, error) {
 	if _, err := tmp.Write(footer); err != nil {
 		return nil, fmt.Errorf("merge event files: %w", err)
 	}
-	if err := finishFile(tmp, &nf, dir); err != nil {
+	if err := tmp.finish(&nf); err != nil {
 		return nil, err
 	}
-	done = true
 	return &nf, nil
 }
 
@@ -820,17 +830,11 @@ func pickMerge(files []*eventFile, mergeRows int64) []*eventFile {
 // and merges of files whose row groups are small (mergeOnce). It returns
 // nil when drop selects every row, and how many rows it dropped.
 func rewriteFiles(dir string, files []*eventFile, drop func(id uint64, ts int64) bool) (*eventFile, int64, error) {
-	tmp, err := os.CreateTemp(dir, "rewrite-*"+eventFilesExt+tmpExt)
+	tmp, err := createTemp(dir, "rewrite")
 	if err != nil {
 		return nil, 0, fmt.Errorf("rewrite event files: %w", err)
 	}
-	done := false
-	defer func() {
-		if !done {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
+	defer tmp.discard()
 	bw := bufio.NewWriterSize(tmp, 1<<20)
 	w := parquet.NewWriter(bw, eventFileOptions...)
 	nf := eventFile{first: files[0].first, last: files[len(files)-1].last, minTS: math.MaxInt64, maxTS: math.MinInt64}
@@ -858,10 +862,9 @@ func rewriteFiles(dir string, files []*eventFile, drop func(id uint64, ts int64)
 	if err := bw.Flush(); err != nil {
 		return nil, 0, fmt.Errorf("rewrite event files: %w", err)
 	}
-	if err := finishFile(tmp, &nf, dir); err != nil {
+	if err := tmp.finish(&nf); err != nil {
 		return nil, 0, err
 	}
-	done = true
 	return &nf, dropped, nil
 }
 

@@ -487,6 +487,10 @@ func cmpU(a, b uint64) int {
 func (fs *eventFiles) add(f *eventFile) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
+	fs.insertLocked(f)
+}
+
+func (fs *eventFiles) insertLocked(f *eventFile) {
 	i, _ := slices.BinarySearchFunc(fs.files, f.first, func(e *eventFile, id uint64) int { return cmpU(e.first, id) })
 	fs.files = slices.Insert(fs.files, i, f)
 }
@@ -555,7 +559,8 @@ func (fs *eventFiles) release(files []*eventFile) {
 }
 
 // replace takes old out of the index and puts nf (if any) in their
-// place; each of old is deleted once no query reads it.
+// place in one step, so that a query sees either; each of old is deleted
+// once no query reads it.
 func (fs *eventFiles) replace(old []*eventFile, nf *eventFile) {
 	fs.mu.Lock()
 	var del []string
@@ -566,10 +571,10 @@ func (fs *eventFiles) replace(old []*eventFile, nf *eventFile) {
 			del = append(del, f.path)
 		}
 	}
-	fs.mu.Unlock()
 	if nf != nil {
-		fs.add(nf)
+		fs.insertLocked(nf)
 	}
+	fs.mu.Unlock()
 	fs.remove(del)
 }
 

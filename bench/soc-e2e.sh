@@ -53,7 +53,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 machine
-echo "commit:  $(git rev-parse --short HEAD 2>/dev/null || echo none) (+ uncommitted work)"
+echo "commit:  $(git rev-parse --short HEAD 2>/dev/null || echo none)$([ -n "$(git status --porcelain 2>/dev/null)" ] && echo ' (+ uncommitted work)')"
 if [ "${BUILD:-1}" = 1 ]; then go build -o "$BIN" ./cmd/nocsoc; fi
 fill_rules "$WORK/sigma" "$RULES"
 

@@ -3,6 +3,7 @@ package eventstore
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"database/sql/driver"
 	"encoding/binary"
 	"errors"
@@ -32,7 +33,7 @@ import (
 // instead of appending its rows to the DuckDB events table: DuckDB's own
 // append of these rows (25 columns, some 600 bytes, a JSON column) costs
 // 10-12 µs of CPU a row on the machines measured, 17-20 with its
-// checkpoints, while encoding the same rows as Parquet costs 3-5 µs
+// checkpoints, while encoding the same rows as Parquet costs 3-4 µs
 // (docs/BENCHMARKS.md). DuckDB reads the files with every column typed,
 // with each file's row-group min/max pruning time and id ranges, so a query
 // reads the events table and the files as one relation (eventsFrom).
@@ -425,10 +426,10 @@ func openEventFiles(dir string, log *slog.Logger) (fs *eventFiles, lost int64, e
 	// ranges, fewest rows first (a retention rewrite).
 	slices.SortFunc(found, func(a, b *eventFile) int {
 		if a.first != b.first {
-			return cmpU(a.first, b.first)
+			return cmp.Compare(a.first, b.first)
 		}
 		if a.last != b.last {
-			return cmpU(b.last, a.last)
+			return cmp.Compare(b.last, a.last)
 		}
 		return int(a.rows - b.rows)
 	})
@@ -473,16 +474,6 @@ func checkParquetEnds(path string, size int64) error {
 	return nil
 }
 
-func cmpU(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 // add puts a new file into the index.
 func (fs *eventFiles) add(f *eventFile) {
 	fs.mu.Lock()
@@ -491,7 +482,7 @@ func (fs *eventFiles) add(f *eventFile) {
 }
 
 func (fs *eventFiles) insertLocked(f *eventFile) {
-	i, _ := slices.BinarySearchFunc(fs.files, f.first, func(e *eventFile, id uint64) int { return cmpU(e.first, id) })
+	i, _ := slices.BinarySearchFunc(fs.files, f.first, func(e *eventFile, id uint64) int { return cmp.Compare(e.first, id) })
 	fs.files = slices.Insert(fs.files, i, f)
 }
 

@@ -68,7 +68,7 @@ const (
 const DefaultMergeRows = 16 * DefaultLoadRows
 
 // minMergeFiles is how many small files a merge takes at least, unless
-// they already add up to MergeRows.
+// they already add up to half of MergeRows.
 const minMergeFiles = 16
 
 // eventColNames are the events table's columns in table order: the order

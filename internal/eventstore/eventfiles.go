@@ -447,31 +447,40 @@ func openEventFiles(dir string, log *slog.Logger) (fs *eventFiles, lost int64, e
 }
 
 // checkParquetEnds checks that the file at path, size bytes long, begins
-// and ends with the Parquet magic and that its footer length fits.
+// and ends as a Parquet file does (footerStart).
 func checkParquetEnds(path string, size int64) error {
-	if size < 12 {
-		return fmt.Errorf("%d bytes is too short for a Parquet file", size)
-	}
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	_, err = footerStart(f, size)
+	return err
+}
+
+// footerStart checks that f, size bytes long, begins and ends with the
+// Parquet magic and that its footer length fits, and returns the offset
+// where the footer starts.
+func footerStart(f *os.File, size int64) (int64, error) {
+	if size < 12 {
+		return 0, fmt.Errorf("%d bytes is too short for a Parquet file", size)
+	}
 	var head [4]byte
 	var tail [8]byte
 	if _, err := f.ReadAt(head[:], 0); err != nil {
-		return err
+		return 0, err
 	}
 	if _, err := f.ReadAt(tail[:], size-8); err != nil {
-		return err
+		return 0, err
 	}
 	if string(head[:]) != parquetMagic || string(tail[4:]) != parquetMagic {
-		return errors.New("no Parquet magic at its start or end")
+		return 0, errors.New("no Parquet magic at its start or end")
 	}
-	if n := int64(binary.LittleEndian.Uint32(tail[:4])); n > size-12 {
-		return fmt.Errorf("footer length %d exceeds the file", n)
+	n := int64(binary.LittleEndian.Uint32(tail[:4]))
+	if n > size-12 {
+		return 0, fmt.Errorf("footer length %d exceeds the file", n)
 	}
-	return nil
+	return size - 8 - n, nil
 }
 
 // add puts a new file into the index.
@@ -720,19 +729,11 @@ func appendRowGroups(w *os.File, path string) (format.FileMetaData, int64, error
 		return md, 0, err
 	}
 	size := st.Size()
-	var tail [8]byte
-	if size < 12 {
-		return md, 0, errors.New("too short for a Parquet file")
-	}
-	if _, err := in.ReadAt(tail[:], size-8); err != nil {
+	dataEnd, err := footerStart(in, size)
+	if err != nil {
 		return md, 0, err
 	}
-	flen := int64(binary.LittleEndian.Uint32(tail[:4]))
-	if string(tail[4:]) != parquetMagic || flen > size-12 {
-		return md, 0, errors.New("no Parquet footer")
-	}
-	dataEnd := size - 8 - flen
-	footer := make([]byte, flen)
+	footer := make([]byte, size-8-dataEnd)
 	if _, err := in.ReadAt(footer, dataEnd); err != nil {
 		return md, 0, err
 	}

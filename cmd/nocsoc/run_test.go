@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -176,5 +180,48 @@ func TestIncidentCLI(t *testing.T) {
 	}
 	if code, _, errs := runCmd(t, "incident", "list", "--server", a.URL()); code != 2 || !strings.Contains(errs, "token") {
 		t.Errorf("list without token: %d %q", code, errs)
+	}
+}
+
+// TestTuneRuntime: the server's GC and scheduler defaults apply only where
+// the environment sets nothing.
+func TestTuneRuntime(t *testing.T) {
+	procs := runtime.GOMAXPROCS(0)
+	gc := debug.SetGCPercent(100)
+	limit := debug.SetMemoryLimit(math.MaxInt64)
+	t.Cleanup(func() {
+		runtime.GOMAXPROCS(procs)
+		debug.SetGCPercent(gc)
+		debug.SetMemoryLimit(limit)
+	})
+
+	for _, k := range []string{"GOGC", "GOMEMLIMIT", "GOMAXPROCS"} {
+		t.Setenv(k, "")
+	}
+	tuneRuntime()
+	if got := runtime.GOMAXPROCS(0); got != procs+serveExtraProcs {
+		t.Errorf("GOMAXPROCS = %d, want %d", got, procs+serveExtraProcs)
+	}
+	if got := debug.SetGCPercent(100); got != serveGCPercent {
+		t.Errorf("GOGC = %d, want %d", got, serveGCPercent)
+	}
+	if got := debug.SetMemoryLimit(math.MaxInt64); got != serveMemoryLimit {
+		t.Errorf("memory limit = %d, want %d", got, serveMemoryLimit)
+	}
+
+	// Set in the environment: left alone.
+	runtime.GOMAXPROCS(procs)
+	t.Setenv("GOGC", "100")
+	t.Setenv("GOMEMLIMIT", "1GiB")
+	t.Setenv("GOMAXPROCS", strconv.Itoa(procs))
+	tuneRuntime()
+	if got := runtime.GOMAXPROCS(0); got != procs {
+		t.Errorf("with GOMAXPROCS set: GOMAXPROCS = %d, want %d", got, procs)
+	}
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("with GOGC set: GOGC = %d, want 100", got)
+	}
+	if got := debug.SetMemoryLimit(math.MaxInt64); got != math.MaxInt64 {
+		t.Errorf("with GOMEMLIMIT set: memory limit = %d, want none", got)
 	}
 }

@@ -124,21 +124,25 @@ type found struct {
 	ev *event.Event // the event that made it fire (nil for Tick)
 }
 
-// Process evaluates a batch of stored events (ids assigned) and raises an
-// alert for every match. Batches must come in storage order.
-func (d *Detector) Process(ctx context.Context, evs []event.Event) error {
+// Process evaluates batches of stored events (ids assigned), in order,
+// and raises an alert for every match: the alerts of all the batches go
+// to the sink in one call (one commit in the incident workflow). Batches
+// must come in storage order.
+func (d *Detector) Process(ctx context.Context, batches ...[]event.Event) error {
 	var matches []found
 	d.mu.Lock()
 	if d.engine == nil {
 		d.mu.Unlock()
 		return nil
 	}
-	for i := range evs {
-		d.ids = append(d.ids, evs[i].ID)
-		for _, m := range d.engine.Match(&evs[i], evs[i].Time) {
-			matches = append(matches, found{m: m, ev: &evs[i]})
+	for _, evs := range batches {
+		for i := range evs {
+			d.ids = append(d.ids, evs[i].ID)
+			for _, m := range d.engine.Match(&evs[i], evs[i].Time) {
+				matches = append(matches, found{m: m, ev: &evs[i]})
+			}
+			d.seq++
 		}
-		d.seq++
 	}
 	if over := len(d.ids) - d.maxIDs; over > 0 {
 		d.ids = append(d.ids[:0], d.ids[over:]...)

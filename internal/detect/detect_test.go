@@ -97,7 +97,8 @@ func (s *batchSink) FireAll(ctx context.Context, as []alert.Alert) error {
 
 // TestBatchSinkGetsOneCallPerBatch: a sink that takes batches gets every
 // alert of one Process call at once (one commit in the incident workflow),
-// the same alerts a single-alert sink gets one by one.
+// also when the call carries several batches of events, and the same
+// alerts a single-alert sink gets one by one.
 func TestBatchSinkGetsOneCallPerBatch(t *testing.T) {
 	rs, errs := LoadRules(nil, rules.Builtin)
 	if len(errs) > 0 {
@@ -113,7 +114,7 @@ func TestBatchSinkGetsOneCallPerBatch(t *testing.T) {
 		}
 	}
 	b, one := &batchSink{}, &sink{}
-	if err := New(Options{Engine: eng, Alerts: b}).Process(context.Background(), evs); err != nil {
+	if err := New(Options{Engine: eng, Alerts: b}).Process(context.Background(), evs[:40], evs[40:41], evs[41:]); err != nil {
 		t.Fatal(err)
 	}
 	if err := New(Options{Engine: eng2, Alerts: one}).Process(context.Background(), evs); err != nil {

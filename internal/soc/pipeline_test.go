@@ -2,6 +2,7 @@ package soc
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -40,9 +41,70 @@ func (s *pacedStore) Pace(ctx context.Context) {
 
 type chanDetector chan []event.Event
 
-func (d chanDetector) Process(_ context.Context, evs []event.Event) error {
-	d <- evs
+func (d chanDetector) Process(_ context.Context, batches ...[]event.Event) error {
+	for _, evs := range batches {
+		d <- evs
+	}
 	return nil
+}
+
+// heldDetector hands each Process call's batches to calls and returns
+// once release lets it.
+type heldDetector struct {
+	calls   chan [][]event.Event
+	release chan struct{}
+}
+
+func (d heldDetector) Process(_ context.Context, batches ...[]event.Event) error {
+	d.calls <- batches
+	<-d.release
+	return nil
+}
+
+// TestWaitingBatchesDetectedTogether: batches that queue up while
+// detection is busy reach the detector in one call, in order, so their
+// alerts are raised together.
+func TestWaitingBatchesDetectedTogether(t *testing.T) {
+	st := &pacedStore{release: make(chan struct{}), paced: make(chan struct{}, 16)}
+	close(st.release)
+	det := heldDetector{calls: make(chan [][]event.Event, 4), release: make(chan struct{})}
+	p := New(st, det, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go p.Run(ctx)
+	write := func(n int) {
+		t.Helper()
+		if err := p.Write(ctx, make([]event.Event, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(1)
+	if got := <-det.calls; len(got) != 1 || len(got[0]) != 1 {
+		t.Fatalf("first call: %d batches", len(got))
+	}
+	// Detection is busy with the first batch: these three wait.
+	write(2)
+	write(3)
+	write(4)
+	det.release <- struct{}{}
+	got := <-det.calls
+	var sizes []int
+	for _, b := range got {
+		sizes = append(sizes, len(b))
+	}
+	if fmt.Sprint(sizes) != "[2 3 4]" {
+		t.Fatalf("second call got batches of %v events, want [2 3 4]", sizes)
+	}
+	det.release <- struct{}{}
+	for deadline := time.Now().Add(10 * time.Second); p.Stats().Detected != 10; {
+		if time.Now().After(deadline) {
+			t.Fatalf("detected = %d, want 10", p.Stats().Detected)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if q := p.Stats().QueuedEvents; q != 0 {
+		t.Fatalf("queued events = %d after detection, want 0", q)
+	}
 }
 
 // TestWriteDetectsBeforePacing: a store behind its loader paces the

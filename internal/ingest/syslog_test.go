@@ -101,6 +101,14 @@ func TestParseSyslogMessages(t *testing.T) {
 				"log.syslog.severity.name": "notice", "log.syslog.facility.name": "local4"},
 		},
 		{
+			// Escapes in a parameter make the parser build the value anew;
+			// Raw (the bytes it read in place) must come out unchanged.
+			name: "rfc5424 with escaped structured data",
+			in:   `<14>1 2026-03-01T10:00:00Z h app - - [x@1 p="a\"b\\c\]d"] m`,
+			time: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC), host: "h",
+			fields: map[string]any{"log.syslog.structured_data.x@1.p": `a"b\c]d`, "message": "m"},
+		},
+		{
 			name: "not syslog", in: "hello world", time: fixedNow,
 			fields: map[string]any{"message": "hello world"}, perr: "syslog:",
 		},

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/nocsoc/nocsoc/internal/check"
 	"github.com/nocsoc/nocsoc/internal/event"
@@ -87,6 +88,44 @@ type eventWriter struct {
 type rowBuilder struct {
 	buf []byte
 	enc []byte // AppendEventsUnpaced's rows
+	// slots remembers the slots of field names seen lately (slotOf).
+	slots [slotCacheSize]slotCacheEntry
+}
+
+// slotCacheSize is the number of field names rowBuilder.slotOf remembers.
+const slotCacheSize = 256
+
+type slotCacheEntry struct {
+	k    string
+	slot int
+	pre  uint64 // namePrefix(k)
+}
+
+// slotOf is slotOf(k), remembered by where k's bytes are: the names an
+// input or a normalizer sets are the same strings event after event, so
+// a repeat costs one comparison that finds the same pointer, instead of
+// slotOf's string switch. An entry is used only when its name equals k
+// (it holds its name, so those bytes stay as they were): a colliding name
+// or a copy at another address (names decoded from JSON) is at worst
+// looked up again.
+func (rb *rowBuilder) slotOf(k string) (slot int, pre uint64) {
+	if k == "" {
+		return slotOf(k), 0
+	}
+	h := uintptr(unsafe.Pointer(unsafe.StringData(k)))
+	e := &rb.slots[(h>>4^h>>12^uintptr(len(k)))%slotCacheSize]
+	if e.k != k {
+		e.k, e.slot, e.pre = k, slotOf(k), namePrefix(k)
+	}
+	return e.slot, e.pre
+}
+
+// namePrefix is k's first 8 bytes as a big-endian number (zero-padded):
+// names whose prefixes differ compare as their prefixes do.
+func namePrefix(k string) uint64 {
+	var b [8]byte
+	copy(b[:], k)
+	return binary.BigEndian.Uint64(b[:])
 }
 
 // fieldKV is one field of an event being encoded, with its slot (slotOf).
@@ -94,6 +133,7 @@ type fieldKV struct {
 	k    string
 	v    any
 	slot int
+	pre  uint64 // namePrefix(k)
 }
 
 // Slots of fieldSlots: the promoted fields first (their index in
@@ -149,9 +189,9 @@ func slotOf(k string) int {
 	return -1
 }
 
-// note records field k = v if it has a slot, and returns the slot.
-func (fs *fieldSlots) note(k string, v any) int {
-	i := slotOf(k)
+// note records v as the value of slot i (slotOf of its name), if it is
+// one, and returns i.
+func (fs *fieldSlots) note(i int, v any) int {
 	if i >= 0 {
 		fs.val[i], fs.has[i] = v, true
 	}
@@ -179,10 +219,19 @@ func derivedSlot(i int, bits int32) bool {
 // calls through a comparison function.
 func sortFields(kvs []fieldKV) {
 	for i := 1; i < len(kvs); i++ {
-		for j := i; j > 0 && kvs[j].k < kvs[j-1].k; j-- {
+		for j := i; j > 0 && fieldLess(&kvs[j], &kvs[j-1]); j-- {
 			kvs[j], kvs[j-1] = kvs[j-1], kvs[j]
 		}
 	}
+}
+
+// fieldLess orders fields by name, by the names' first 8 bytes when they
+// differ (most do), which spares a string comparison.
+func fieldLess(a, b *fieldKV) bool {
+	if a.pre != b.pre {
+		return a.pre < b.pre
+	}
+	return a.k < b.k
 }
 
 var rowBuilders = sync.Pool{New: func() any { return new(rowBuilder) }}
@@ -225,7 +274,8 @@ func (rb *rowBuilder) encode(b []byte, e *event.Event, received time.Time) ([]by
 		if f, ok := v.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
 			return b, fmt.Errorf("Fields[%q]: %v is not a JSON number", k, f)
 		}
-		all = append(all, fieldKV{k, v, fs.note(k, v)})
+		slot, pre := rb.slotOf(k)
+		all = append(all, fieldKV{k, v, fs.note(slot, v), pre})
 	}
 	b = append(b, tagID, 0, 0, 0, 0, 0, 0, 0, 0) // idSize bytes: putID fills it
 	b = encTime(b, e.Time)

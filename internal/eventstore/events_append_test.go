@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 )
 
@@ -39,6 +40,54 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		got, err := appendJSONValue(nil, v)
 		if err != nil || string(got) != string(want) {
 			t.Fatalf("appendJSONValue(%#v) = %s, %v; encoding/json writes %s", v, got, err, want)
+		}
+	}
+}
+
+// TestFieldOrder: fieldLess orders names as string comparison does,
+// names that share their first 8 bytes, shorter ones and NUL bytes
+// included, so the fields JSON keeps its sorted keys.
+func TestFieldOrder(t *testing.T) {
+	names := []string{"", "a", "ab", "abc\x00", "abc", "abc\x00d", "log.syslog.msgid", "log.syslog.hostname",
+		"log.sys", "log.syslo", "http.request.method", "http.response.body.bytes", "http.version",
+		"user.name", "user_agent.original", "url.query", "\xff\xfe", "Z", "zz", "source.ip", "source.port"}
+	r := rand.New(rand.NewPCG(1, 2))
+	var rb rowBuilder
+	for range 200 {
+		r.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
+		kvs := make([]fieldKV, len(names))
+		for i, n := range names {
+			slot, pre := rb.slotOf(n)
+			kvs[i] = fieldKV{k: n, slot: slot, pre: pre}
+		}
+		sortFields(kvs)
+		for i := 1; i < len(kvs); i++ {
+			if kvs[i-1].k >= kvs[i].k {
+				t.Fatalf("sorted %q before %q", kvs[i-1].k, kvs[i].k)
+			}
+		}
+	}
+}
+
+// TestSlotCacheChecksName: the remembered slots answer as slotOf does,
+// for more names than the cache holds (so entries collide and are
+// replaced), and for copies of a name at other addresses.
+func TestSlotCacheChecksName(t *testing.T) {
+	var rb rowBuilder
+	names := []string{"source.ip", "user.name", "message", "url.original", "event.outcome", "input.name"}
+	for i := range 3 * slotCacheSize {
+		names = append(names, "custom.field."+strconv.Itoa(i))
+	}
+	for round := range 3 {
+		for _, n := range names {
+			k := n
+			if round == 1 {
+				k = string([]byte(n)) // the same name elsewhere
+			}
+			slot, pre := rb.slotOf(k)
+			if slot != slotOf(n) || pre != namePrefix(n) {
+				t.Fatalf("round %d: slotOf(%q) = %d, %x; want %d, %x", round, n, slot, pre, slotOf(n), namePrefix(n))
+			}
 		}
 	}
 }

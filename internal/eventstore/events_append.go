@@ -99,6 +99,8 @@ type slotCacheEntry struct {
 	k    string
 	slot int
 	pre  uint64 // namePrefix(k)
+	// key is k as a JSON object key with its colon, made on first need.
+	key []byte
 }
 
 // slotOf is slotOf(k), remembered by where k's bytes are: the names an
@@ -108,16 +110,30 @@ type slotCacheEntry struct {
 // (it holds its name, so those bytes stay as they were): a colliding name
 // or a copy at another address (names decoded from JSON) is at worst
 // looked up again.
-func (rb *rowBuilder) slotOf(k string) (slot int, pre uint64) {
+func (rb *rowBuilder) slotOf(k string) (slot int, pre uint64, at int32) {
 	if k == "" {
-		return slotOf(k), 0
+		return slotOf(k), 0, -1
 	}
 	h := uintptr(unsafe.Pointer(unsafe.StringData(k)))
-	e := &rb.slots[(h>>4^h>>12^uintptr(len(k)))%slotCacheSize]
+	at = int32((h>>4 ^ h>>12 ^ uintptr(len(k))) % slotCacheSize)
+	e := &rb.slots[at]
 	if e.k != k {
-		e.k, e.slot, e.pre = k, slotOf(k), namePrefix(k)
+		e.k, e.slot, e.pre, e.key = k, slotOf(k), namePrefix(k), nil
 	}
-	return e.slot, e.pre
+	return e.slot, e.pre, at
+}
+
+// appendKey appends kv's name as a JSON object key and a colon, from the
+// cache entry at kv.at while it still holds that name.
+func (rb *rowBuilder) appendKey(j []byte, kv *fieldKV) []byte {
+	if kv.at < 0 || rb.slots[kv.at].k != kv.k {
+		return append(appendJSONString(j, kv.k), ':')
+	}
+	e := &rb.slots[kv.at]
+	if e.key == nil {
+		e.key = append(appendJSONString(nil, kv.k), ':')
+	}
+	return append(j, e.key...)
 }
 
 // namePrefix is k's first 8 bytes as a big-endian number (zero-padded):
@@ -134,6 +150,7 @@ type fieldKV struct {
 	v    any
 	slot int
 	pre  uint64 // namePrefix(k)
+	at   int32  // its entry in rowBuilder.slots, or -1
 }
 
 // Slots of fieldSlots: the promoted fields first (their index in
@@ -274,8 +291,8 @@ func (rb *rowBuilder) encode(b []byte, e *event.Event, received time.Time) ([]by
 		if f, ok := v.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
 			return b, fmt.Errorf("Fields[%q]: %v is not a JSON number", k, f)
 		}
-		slot, pre := rb.slotOf(k)
-		all = append(all, fieldKV{k, v, fs.note(slot, v), pre})
+		slot, pre, at := rb.slotOf(k)
+		all = append(all, fieldKV{k, v, fs.note(slot, v), pre, at})
 	}
 	b = append(b, tagID, 0, 0, 0, 0, 0, 0, 0, 0) // idSize bytes: putID fills it
 	b = encTime(b, e.Time)
@@ -367,12 +384,12 @@ func (rb *rowBuilder) encode(b []byte, e *event.Event, received time.Time) ([]by
 	} else {
 		sortFields(kvs)
 		j := append(rb.buf[:0], '{')
-		for i, kv := range kvs {
+		for i := range kvs {
+			kv := &kvs[i]
 			if i > 0 {
 				j = append(j, ',')
 			}
-			j = appendJSONString(j, kv.k)
-			j = append(j, ':')
+			j = rb.appendKey(j, kv)
 			var err error
 			if j, err = appendJSONValue(j, kv.v); err != nil {
 				return b, fmt.Errorf("Fields: %w", err)

@@ -57,8 +57,8 @@ func TestFieldOrder(t *testing.T) {
 		r.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
 		kvs := make([]fieldKV, len(names))
 		for i, n := range names {
-			slot, pre := rb.slotOf(n)
-			kvs[i] = fieldKV{k: n, slot: slot, pre: pre}
+			slot, pre, at := rb.slotOf(n)
+			kvs[i] = fieldKV{k: n, slot: slot, pre: pre, at: at}
 		}
 		sortFields(kvs)
 		for i := 1; i < len(kvs); i++ {
@@ -84,9 +84,32 @@ func TestSlotCacheChecksName(t *testing.T) {
 			if round == 1 {
 				k = string([]byte(n)) // the same name elsewhere
 			}
-			slot, pre := rb.slotOf(k)
+			slot, pre, _ := rb.slotOf(k)
 			if slot != slotOf(n) || pre != namePrefix(n) {
 				t.Fatalf("round %d: slotOf(%q) = %d, %x; want %d, %x", round, n, slot, pre, slotOf(n), namePrefix(n))
+			}
+		}
+	}
+}
+
+// TestAppendKey: a field's JSON key comes out as appendJSONString writes
+// it, from the cache or, once a later name took its entry, without it.
+func TestAppendKey(t *testing.T) {
+	var rb rowBuilder
+	names := []string{"user.name", `quo"te`, "line\u2028sep", "bad \xff", "url.path"}
+	for i := range 2 * slotCacheSize {
+		names = append(names, "f."+strconv.Itoa(i))
+	}
+	for round := range 2 {
+		kvs := make([]fieldKV, len(names))
+		for i, n := range names {
+			slot, pre, at := rb.slotOf(n)
+			kvs[i] = fieldKV{k: n, slot: slot, pre: pre, at: at}
+		}
+		for i := range kvs {
+			want := string(appendJSONString(nil, kvs[i].k)) + ":"
+			if got := string(rb.appendKey(nil, &kvs[i])); got != want {
+				t.Fatalf("round %d: key of %q = %s, want %s", round, kvs[i].k, got, want)
 			}
 		}
 	}

@@ -163,6 +163,28 @@ func is5424(b []byte) bool {
 	return i > 1 && i+2 < len(b) && b[i] == '>' && b[i+1] == '1' && b[i+2] == ' '
 }
 
+// The syslog header's numbers and names as field values, boxed once:
+// storing a float64 or a string in the fields map allocates its box, and
+// the header's are the same few values event after event. boxedNumbers
+// covers every priority (0-191).
+var (
+	boxedNumbers       [192]any
+	boxedSeverityNames [len(event.SyslogSeverityNames)]any
+	boxedFacilityNames [len(event.SyslogFacilityNames)]any
+)
+
+func init() {
+	for i := range boxedNumbers {
+		boxedNumbers[i] = float64(i)
+	}
+	for i, n := range event.SyslogSeverityNames {
+		boxedSeverityNames[i] = n
+	}
+	for i, n := range event.SyslogFacilityNames {
+		boxedFacilityNames[i] = n
+	}
+}
+
 func (p *msgParser) fill(e *event.Event, msg syslog.Message, now time.Time) {
 	var base *syslog.Base
 	var sd *map[string]map[string]string
@@ -176,15 +198,19 @@ func (p *msgParser) fill(e *event.Event, msg syslog.Message, now time.Time) {
 	}
 	f := e.Fields
 	if base.Priority != nil {
-		f["log.syslog.priority"] = float64(*base.Priority)
+		if pri := int(*base.Priority); pri < len(boxedNumbers) {
+			f["log.syslog.priority"] = boxedNumbers[pri]
+		} else {
+			f["log.syslog.priority"] = float64(pri)
+		}
 	}
 	if base.Severity != nil && int(*base.Severity) < len(event.SyslogSeverityNames) {
-		f["log.syslog.severity.code"] = float64(*base.Severity)
-		f["log.syslog.severity.name"] = event.SyslogSeverityNames[*base.Severity]
+		f["log.syslog.severity.code"] = boxedNumbers[*base.Severity]
+		f["log.syslog.severity.name"] = boxedSeverityNames[*base.Severity]
 	}
 	if base.Facility != nil && int(*base.Facility) < len(event.SyslogFacilityNames) {
-		f["log.syslog.facility.code"] = float64(*base.Facility)
-		f["log.syslog.facility.name"] = event.SyslogFacilityNames[*base.Facility]
+		f["log.syslog.facility.code"] = boxedNumbers[*base.Facility]
+		f["log.syslog.facility.name"] = boxedFacilityNames[*base.Facility]
 	}
 	if base.Timestamp != nil {
 		e.Time = p.fixTime(*base.Timestamp, now)

@@ -101,13 +101,13 @@ func (p *Pipeline) Run(ctx context.Context) {
 		case b := <-p.queue:
 			// Not cancelled with ctx: a batch being evaluated at shutdown
 			// finishes like the queued ones after it.
-			bs = p.waiting(append(bs[:0], b))
+			bs = p.waiting(bs, b)
 			p.process(context.WithoutCancel(ctx), bs)
 		case <-ctx.Done():
 			for {
 				select {
 				case b := <-p.queue:
-					bs = p.waiting(append(bs[:0], b))
+					bs = p.waiting(bs, b)
 					p.process(context.WithoutCancel(ctx), bs)
 				default:
 					return
@@ -117,12 +117,13 @@ func (p *Pipeline) Run(ctx context.Context) {
 	}
 }
 
-// waiting appends the batches already queued behind bs's. When detection
-// is behind, the alerts of several batches are then raised together:
+// waiting returns first and the batches already queued behind it, in bs's
+// storage. When detection is behind, the alerts of several batches are then raised together:
 // raising is a commit in the incident workflow, and at full load this
 // halved the commits and took the alert store from 8.8 to 7.3 % of the
 // server's CPU (docs/BENCHMARKS.md).
-func (p *Pipeline) waiting(bs []batch) []batch {
+func (p *Pipeline) waiting(bs []batch, first batch) []batch {
+	bs = append(bs[:0], first)
 	for {
 		select {
 		case b := <-p.queue:
@@ -227,7 +228,7 @@ func (p *Pipeline) Write(ctx context.Context, evs []event.Event) error {
 type Stats struct {
 	Events, Batches, Detected, DetectErrors uint64
 	// Queued is the batches waiting for detection; QueuedEvents the
-	// events in them and in the batch being evaluated.
+	// events in them and in the batches being evaluated.
 	Queued, QueuedEvents int
 	// DetectionLag is the time from stored to evaluated of the oldest batch
 	// of the last evaluation.

@@ -3,6 +3,8 @@ package eventstore
 import (
 	"bytes"
 	"context"
+	"database/sql/driver"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/parquet-go/parquet-go"
 
 	"github.com/nocsoc/nocsoc/internal/event"
 )
@@ -500,5 +504,70 @@ func TestEventFilesReadsDuringMerges(t *testing.T) {
 	}
 	if merges.Load() == 0 {
 		t.Error("no merge ran while the reads did")
+	}
+}
+
+// TestEventFileRowGroups: writeEventFile writes its rows column by
+// column and cuts a row group every eventFileGroupRows rows; DuckDB reads
+// every row back, each value in its column.
+func TestEventFileRowGroups(t *testing.T) {
+	s := openTest(t, Options{})
+	const n = 2*eventFileGroupRows + 100
+	t0 := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	f, err := writeEventFile(t.TempDir(), func(fn func(row []driver.Value) error) error {
+		row := make([]driver.Value, eventCols)
+		for i := range n {
+			clear(row)
+			row[colID] = uint64(i + 1)
+			row[1] = t0.Add(time.Duration(i) * time.Millisecond)
+			row[2] = t0
+			row[3] = fmt.Sprintf("host-%d", i%7)
+			row[4] = "syslog-tcp"
+			row[5] = fmt.Sprintf("message %d", i)
+			if i%3 == 0 {
+				row[8] = int32(i % 65536)
+			}
+			row[eventCols-1] = int32(0)
+			if err := fn(row); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.rows != n || f.first != 1 || f.last != n || f.minTS != t0.UnixMicro() || f.maxTS != t0.Add((n-1)*time.Millisecond).UnixMicro() {
+		t.Fatalf("file %+v", *f)
+	}
+	pf, err := os.Open(f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	st, err := pf.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := parquet.OpenFile(pf, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var groups []int64
+	for _, rg := range meta.RowGroups() {
+		groups = append(groups, rg.NumRows())
+	}
+	if want := []int64{eventFileGroupRows, eventFileGroupRows, 100}; !slices.Equal(groups, want) {
+		t.Errorf("row groups of %v rows, want %v", groups, want)
+	}
+	var rows, badMsg, badHost, ports int
+	q := `SELECT count(*), count(*) FILTER (WHERE message <> 'message ' || (id - 1)),
+		count(*) FILTER (WHERE host <> 'host-' || ((id - 1) % 7)), count(source_port)
+		FROM read_parquet(` + sqlString(f.path) + `)`
+	if err := s.db.QueryRow(q).Scan(&rows, &badMsg, &badHost, &ports); err != nil {
+		t.Fatal(err)
+	}
+	if rows != n || badMsg != 0 || badHost != 0 || ports != (n+2)/3 {
+		t.Errorf("read back %d rows (want %d), %d wrong messages, %d wrong hosts, %d ports (want %d)", rows, n, badMsg, badHost, ports, (n+2)/3)
 	}
 }

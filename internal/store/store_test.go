@@ -85,6 +85,13 @@ func TestOpenAppliesMigrationsOnce(t *testing.T) {
 	if err := s2.w.QueryRow(`PRAGMA foreign_keys`).Scan(&fk); err != nil || fk != 1 {
 		t.Errorf("foreign_keys = %d, %v; want 1", fk, err)
 	}
+	var cache, ckpt int
+	if err := s2.w.QueryRow(`PRAGMA cache_size`).Scan(&cache); err != nil || cache != -32768 {
+		t.Errorf("writer cache_size = %d, %v; want -32768 (32 MiB)", cache, err)
+	}
+	if err := s2.w.QueryRow(`PRAGMA wal_autocheckpoint`).Scan(&ckpt); err != nil || ckpt != 8000 {
+		t.Errorf("writer wal_autocheckpoint = %d, %v; want 8000", ckpt, err)
+	}
 }
 
 func TestOpenRefusesNewerSchema(t *testing.T) {

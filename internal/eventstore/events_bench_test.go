@@ -22,7 +22,7 @@ const benchEvents = 10_000_000
 
 // benchFilesLayout names the event files' format in the cached data sets;
 // bump it whenever eventFileOptions change.
-const benchFilesLayout = "f2"
+const benchFilesLayout = "f3"
 
 // benchEventsStore opens the cached day of 10M events, generating it with
 // SQL the first time. One event in 100 is an sshd "Failed password"; one in

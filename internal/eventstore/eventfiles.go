@@ -130,6 +130,8 @@ var eventFileOptions = []parquet.WriterOption{
 	parquet.Compression(&fastSnappy{}),
 	// A segment is one row group; a rewrite of many small files is cut
 	// into row groups of this size, so that the writer never holds more.
+	// (writeEventFile, which writes to the column writers, cuts its row
+	// groups at the same size itself: this option only bounds WriteRows.)
 	parquet.MaxRowsPerRowGroup(eventFileGroupRows),
 	// The long texts are searched for words and phrases, which no
 	// minimum or maximum can rule out, so their pages and chunks go

@@ -113,9 +113,10 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	//
 	// The writer keeps up to 32 MiB of pages (SQLite's default is 2 MiB)
 	// and checkpoints the WAL every 8,000 pages (32 MiB) instead of 1,000:
-	// under an alert storm (170 new alerts and incidents a second) the
-	// pages it reads back fell by three quarters and the pages it writes
-	// by a fifth, and HTTP intake took 5-20 % less time an alert
+	// under an alert storm (300 new alerts and 120 new incidents a
+	// second) the pages it reads back fell by three quarters and the
+	// pages it writes by a fifth, and HTTP intake took 5-20 % less time
+	// an alert
 	// (BenchmarkIntakeEvents, docs/BENCHMARKS.md).
 	s.w, err = sql.Open("sqlite", dsn(path, "_txlock=immediate",
 		"_pragma=journal_mode(WAL)", "_pragma=foreign_keys(1)", "_pragma=temp_store(MEMORY)",

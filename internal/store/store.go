@@ -116,8 +116,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	// under an alert storm (300 new alerts and 120 new incidents a
 	// second) the pages it reads back fell by three quarters and the
 	// pages it writes by a fifth, and HTTP intake took 5-20 % less time
-	// an alert
-	// (BenchmarkIntakeEvents, docs/BENCHMARKS.md).
+	// an alert (BenchmarkIntakeEvents, docs/BENCHMARKS.md).
 	s.w, err = sql.Open("sqlite", dsn(path, "_txlock=immediate",
 		"_pragma=journal_mode(WAL)", "_pragma=foreign_keys(1)", "_pragma=temp_store(MEMORY)",
 		"_pragma=cache_size(-32768)", "_pragma=wal_autocheckpoint(8000)"))

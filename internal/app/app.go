@@ -233,9 +233,11 @@ func (a *App) open(ctx context.Context) error {
 	}
 	a.detect = detect.New(detect.Options{Engine: eng, Alerts: autoSink{a: a, next: responseSink{resp}}, Logger: a.log})
 	a.soc = soc.New(ev, a.detect, a.log)
+	a.soc.SetStoreBatches(func(n int) soc.StoreBatch { return ev.NewEventBatch(n) })
 	a.registerPipelineMetrics()
 	a.ingest = ingest.NewManager(ingest.Options{
 		Sink:      a.soc,
+		Batches:   func(n int) ingest.SinkBatch { return a.soc.NewBatch(n) },
 		Normalize: normalize.Normalize,
 		StateDir:  filepath.Join(cfg.Server.DataDir, "ingest"),
 		Logger:    a.log,

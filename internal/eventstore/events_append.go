@@ -622,38 +622,89 @@ func (s *Store) paceAt() int {
 
 // AppendEventsUnpaced is AppendEvents without Pace.
 func (s *Store) AppendEventsUnpaced(ctx context.Context, evs []event.Event) ([]uint64, error) {
+	b := s.NewEventBatch(len(evs))
+	for i := range evs {
+		b.Add(&evs[i])
+	}
+	return b.AppendUnpaced(ctx, evs)
+}
+
+// EventBatch encodes events as journal rows one at a time, as an input
+// builds them, for one AppendUnpaced. An input that encodes each event
+// right after parsing it finds the event's fields still in the CPU's
+// cache; encoding a whole batch of a thousand at the end read them back
+// from memory (docs/BENCHMARKS.md). A batch is used by one goroutine.
+type EventBatch struct {
+	s          *Store
+	rb         *rowBuilder
+	enc        []byte
+	rowAt      []int
+	minT, maxT time.Time
+	err        error // the first event that could not be encoded
+	used       bool
+}
+
+// NewEventBatch starts a batch of about n events.
+func (s *Store) NewEventBatch(n int) *EventBatch {
+	rb := rowBuilders.Get().(*rowBuilder)
+	b := &EventBatch{s: s, rb: rb, enc: rb.enc[:0], rowAt: make([]int, 0, n)}
+	rb.enc = nil
+	return b
+}
+
+// Add encodes e as the batch's next row. An event that cannot be stored
+// (no Time, a value JSON cannot hold) makes AppendUnpaced fail, naming it.
+func (b *EventBatch) Add(e *event.Event) {
+	i := len(b.rowAt)
+	b.rowAt = append(b.rowAt, len(b.enc))
+	if b.err != nil {
+		return
+	}
+	if e.Time.IsZero() {
+		b.err = fmt.Errorf("eventstore: append events: %w", &check.FieldError{Field: fmt.Sprintf("events[%d].Time", i), Reason: "is required"})
+		return
+	}
+	received := e.Received
+	if received.IsZero() {
+		received = b.s.o.Now()
+	}
+	var err error
+	if b.enc, err = b.rb.encode(b.enc, e, received); err != nil {
+		b.err = fmt.Errorf("eventstore: append events: events[%d].%w", i, err)
+		return
+	}
+	if i == 0 || e.Time.Before(b.minT) {
+		b.minT = e.Time
+	}
+	if i == 0 || e.Time.After(b.maxT) {
+		b.maxT = e.Time
+	}
+}
+
+// AppendUnpaced is AppendEventsUnpaced of evs, which must be the events
+// added, in order. The rows are used once: a second call (a retry after
+// an error) or other events are encoded afresh.
+func (b *EventBatch) AppendUnpaced(ctx context.Context, evs []event.Event) ([]uint64, error) {
+	if b.used || len(evs) != len(b.rowAt) {
+		return b.s.AppendEventsUnpaced(ctx, evs)
+	}
+	b.used = true
+	// The rows are copied into the journal record at commit: the buffer
+	// is the next batch's.
+	defer func() {
+		b.rb.enc = b.enc[:0]
+		rowBuilders.Put(b.rb)
+		b.rb, b.enc = nil, nil
+	}()
+	if b.err != nil {
+		return nil, b.err
+	}
 	if len(evs) == 0 {
 		return []uint64{}, nil
 	}
-	now := s.o.Now()
-	rb := rowBuilders.Get().(*rowBuilder)
-	defer rowBuilders.Put(rb)
-	req := &appendReq{rowAt: make([]int, len(evs)), enc: rb.enc[:0]}
-	// The rows are copied into the journal record at commit: the buffer
-	// is the next call's.
-	defer func() { rb.enc = req.enc[:0] }()
-	var minT, maxT time.Time
-	for i := range evs {
-		e := &evs[i]
-		if e.Time.IsZero() {
-			return nil, fmt.Errorf("eventstore: append events: %w", &check.FieldError{Field: fmt.Sprintf("events[%d].Time", i), Reason: "is required"})
-		}
-		received := e.Received
-		if received.IsZero() {
-			received = now
-		}
-		req.rowAt[i] = len(req.enc)
-		var err error
-		if req.enc, err = rb.encode(req.enc, e, received); err != nil {
-			return nil, fmt.Errorf("eventstore: append events: events[%d].%w", i, err)
-		}
-		if i == 0 || e.Time.Before(minT) {
-			minT = e.Time
-		}
-		if i == 0 || e.Time.After(maxT) {
-			maxT = e.Time
-		}
-	}
+	s := b.s
+	req := &appendReq{rowAt: b.rowAt, enc: b.enc}
+	minT, maxT := b.minT, b.maxT
 	s.ev.mu.Lock()
 	s.ev.pending = append(s.ev.pending, req)
 	s.ev.mu.Unlock()

@@ -504,3 +504,64 @@ func TestEntityEvents(t *testing.T) {
 		}
 	}
 }
+
+// An EventBatch stores what AppendEvents stores: the rows it encoded as
+// events were added, each event as it round-trips; a rejected batch writes
+// nothing and names the event, and a second call (a retry) encodes afresh.
+func TestEventBatch(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, Options{})
+	evs := sampleEvents()
+	b := s.NewEventBatch(len(evs))
+	for i := range evs {
+		b.Add(&evs[i])
+	}
+	ids, err := b.AppendUnpaced(ctx, evs)
+	if err != nil {
+		t.Fatalf("AppendUnpaced: %v", err)
+	}
+	if len(ids) != len(evs) || ids[0] != 1 || evs[len(evs)-1].ID != uint64(len(evs)) {
+		t.Fatalf("ids = %v, want 1..%d set on the events", ids, len(evs))
+	}
+	got, err := s.EventsByID(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sampleEvents()
+	for i := range want {
+		want[i].ID = ids[i]
+	}
+	// As AppendEvents does: invalid UTF-8 replaced, Received from the clock.
+	want[6].Raw = "\x00garbage \uFFFD line Failed"
+	want[6].Received = s.o.Now()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("batch round trip:\n got %#v\nwant %#v", got, want)
+	}
+	// A second call of the same batch (a retry) encodes the events again.
+	again := sampleEvents()[:2]
+	if ids, err := b.AppendUnpaced(ctx, again); err != nil || !slices.Equal(ids, []uint64{8, 9}) {
+		t.Errorf("second AppendUnpaced = %v, %v; want [8 9]", ids, err)
+	}
+
+	// Rejected: the event without Time is named and nothing is written.
+	bad := []event.Event{{Time: t0, Raw: "ok"}, {Raw: "no time"}, {Time: t0, Raw: "after"}}
+	b = s.NewEventBatch(len(bad))
+	for i := range bad {
+		b.Add(&bad[i])
+	}
+	if _, err := b.AppendUnpaced(ctx, bad); err == nil || !strings.Contains(err.Error(), "events[1].Time") {
+		t.Errorf("err = %v, want one naming events[1].Time", err)
+	}
+	if n, _ := s.EventCount(ctx); n != 9 {
+		t.Errorf("EventCount = %d after a rejected batch, want 9", n)
+	}
+	// Events other than those added are encoded afresh.
+	b = s.NewEventBatch(1)
+	b.Add(&bad[0])
+	if ids, err := b.AppendUnpaced(ctx, bad[:0:0]); err != nil || len(ids) != 0 {
+		t.Errorf("AppendUnpaced of no events = %v, %v", ids, err)
+	}
+	if n, _ := s.EventCount(ctx); n != 9 {
+		t.Errorf("EventCount = %d, want 9", n)
+	}
+}

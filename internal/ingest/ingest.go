@@ -31,6 +31,15 @@ type Sink interface {
 	Write(ctx context.Context, evs []event.Event) error
 }
 
+// SinkBatch is a batch a sink prepares event by event as an input reads
+// them (Options.Batches): Add is given each event as soon as it is built,
+// Write then stores the events added, like Sink.Write. Used by one
+// goroutine.
+type SinkBatch interface {
+	Add(e *event.Event)
+	Write(ctx context.Context, evs []event.Event) error
+}
+
 // Input kinds, as recorded in event.Event.Input.
 const (
 	InputSyslogUDP = "syslog-udp"
@@ -216,6 +225,10 @@ func validListen(s string) error {
 type Options struct {
 	// Sink receives every batch; required.
 	Sink Sink
+	// Batches, when set, starts a SinkBatch of about n events; the
+	// stream inputs (syslog over TCP and TLS) then deliver through one,
+	// adding each event as soon as it is parsed and normalized.
+	Batches func(n int) SinkBatch
 	// Normalize, when set, is applied to every event before batching
 	// (the lead passes normalize.Normalize).
 	Normalize func(*event.Event)
@@ -418,12 +431,30 @@ func (m *Manager) stopping() bool {
 // delivered; after the last attempt the batch is counted as an error and
 // logged. It reports whether the batch was accepted.
 func (m *Manager) deliver(ctx context.Context, name string, c *counters, evs []event.Event) bool {
+	return m.deliverBatch(ctx, name, c, evs, nil)
+}
+
+// newBatch starts a SinkBatch (Options.Batches), or returns nil.
+func (m *Manager) newBatch() SinkBatch {
+	if m.o.Batches == nil {
+		return nil
+	}
+	return m.o.Batches(m.o.BatchSize)
+}
+
+// deliverBatch is deliver through sb, the batch evs were added to, when
+// it is not nil.
+func (m *Manager) deliverBatch(ctx context.Context, name string, c *counters, evs []event.Event, sb SinkBatch) bool {
 	if len(evs) == 0 {
 		return true
 	}
+	write := m.o.Sink.Write
+	if sb != nil {
+		write = sb.Write
+	}
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := m.o.Sink.Write(ctx, evs)
+		err := write(ctx, evs)
 		if err == nil {
 			c.received.Add(uint64(len(evs)))
 			return true

@@ -1,16 +1,20 @@
 package ingest
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nocsoc/nocsoc/internal/check"
+	"github.com/nocsoc/nocsoc/internal/event"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -428,5 +432,112 @@ func TestStopFlushes(t *testing.T) {
 	}
 	if got := len(sink.events()); got != 2 {
 		t.Fatalf("after Stop: %d events stored, want 2", got)
+	}
+}
+
+// prepSink is a Sink with batches (Options.Batches) that records what each
+// batch was given by Add and checks that Write stores exactly those
+// events; fail, when set, fails the first Write of every batch.
+type prepSink struct {
+	*collectSink
+	mu      sync.Mutex
+	batches int
+	added   []string // message of every event added, in order
+	bad     []string // what went wrong
+	fail    bool
+}
+
+type prepBatch struct {
+	s     *prepSink
+	added []*event.Event
+	tries int
+}
+
+func (s *prepSink) newBatch(int) SinkBatch {
+	s.mu.Lock()
+	s.batches++
+	s.mu.Unlock()
+	return &prepBatch{s: s}
+}
+
+func (b *prepBatch) Add(e *event.Event) {
+	// Add comes after normalization: the event is complete.
+	if e.Fields["input.name"] == nil || e.Time.IsZero() {
+		b.s.note("Add before the event was built")
+	}
+	b.added = append(b.added, e)
+	b.s.mu.Lock()
+	b.s.added = append(b.s.added, e.String("message"))
+	b.s.mu.Unlock()
+}
+
+func (b *prepBatch) Write(ctx context.Context, evs []event.Event) error {
+	if len(evs) != len(b.added) {
+		b.s.note(fmt.Sprintf("Write of %d events after %d added", len(evs), len(b.added)))
+	}
+	for i := range evs {
+		if i < len(b.added) && b.added[i] != &evs[i] {
+			b.s.note(fmt.Sprintf("event %d written is not the one added", i))
+		}
+	}
+	b.tries++
+	if b.s.fail && b.tries == 1 {
+		return errors.New("sink unavailable")
+	}
+	return b.s.collectSink.Write(ctx, evs)
+}
+
+// Write is the Sink's own Write, which the input must not use.
+func (s *prepSink) Write(context.Context, []event.Event) error {
+	s.note("Write outside a batch")
+	return errors.New("write outside a batch")
+}
+
+func (s *prepSink) note(msg string) {
+	s.mu.Lock()
+	s.bad = append(s.bad, msg)
+	s.mu.Unlock()
+}
+
+// A stream input with Options.Batches hands every event to its batch as
+// soon as it is built, and writes each batch through it (retries too).
+func TestTCPBatchesPrepareEachEvent(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		t.Run(fmt.Sprintf("first write fails=%v", fail), func(t *testing.T) {
+			sink := &prepSink{collectSink: newSink(), fail: fail}
+			m := start(t, sink, Config{Syslog: []SyslogInput{{Name: "tcp", Protocol: "tcp", Listen: "127.0.0.1:0"}}},
+				func(o *Options) { o.Batches = sink.newBatch; o.BatchSize = 10 })
+			c := dial(t, "tcp", m.Addrs()["tcp"])
+			var want []string
+			var data []string
+			for i := range 25 {
+				msg := fmt.Sprintf("event %d", i)
+				want = append(want, msg)
+				data = append(data, "<13>1 2026-03-01T10:00:00Z h1 app 1 - - "+msg)
+			}
+			writeSplit(t, c, octet(data...), 1<<20)
+			_ = c.Close()
+			evs := sink.waitN(t, len(want))
+			waitFor(t, "connection closed", func() bool { return m.Stats()["tcp"].Connections == 0 })
+			sink.mu.Lock()
+			defer sink.mu.Unlock()
+			if len(sink.bad) > 0 {
+				t.Fatalf("batches misused: %v", sink.bad)
+			}
+			if !slices.Equal(sink.added, want) {
+				t.Errorf("added %q, want %q", sink.added, want)
+			}
+			var got []string
+			for _, e := range evs {
+				got = append(got, e.String("message"))
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("stored %q, want %q", got, want)
+			}
+			// Batches of 10: three were written, and the next one started.
+			if sink.batches < 3 {
+				t.Errorf("%d batches started, want at least 3", sink.batches)
+			}
+		})
 	}
 }

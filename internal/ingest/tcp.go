@@ -188,11 +188,13 @@ func (in *streamInput) read(ctx context.Context, sc *streamConn, r io.Reader, pe
 	fr := newFramer(r, in.cfg.MaxLine)
 	p := newMsgParser(m.o.Location)
 	batch := make([]event.Event, 0, m.o.BatchSize)
+	sb := m.newBatch()
 	var first time.Time
 	flush := func() {
 		if len(batch) > 0 {
-			m.deliver(ctx, in.cfg.Name, in.c, batch)
+			m.deliverBatch(ctx, in.cfg.Name, in.c, batch, sb)
 			batch = make([]event.Event, 0, m.o.BatchSize)
+			sb = m.newBatch()
 		}
 	}
 	defer flush()
@@ -208,6 +210,10 @@ func (in *streamInput) read(ctx context.Context, sc *streamConn, r io.Reader, pe
 			e := p.parse(f.data, f.frameInfo, m.o.Now(), in.kind, in.cfg.Name, peer)
 			m.finish(&e, in.c)
 			batch = append(batch, e)
+			if sb != nil {
+				// Now, while the event is in the CPU's cache.
+				sb.Add(&batch[len(batch)-1])
+			}
 			if len(batch) == 1 {
 				first = time.Now()
 			}

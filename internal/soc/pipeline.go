@@ -43,7 +43,9 @@ type Pipeline struct {
 	store  Store
 	detect Detector
 	log    *slog.Logger
-	queue  chan batch
+	// newStoreBatch starts the store's side of a Batch (SetStoreBatches).
+	newStoreBatch func(n int) StoreBatch
+	queue         chan batch
 	// maxQueued bounds the events queued or being evaluated; queued
 	// counts them and room is closed (and replaced) whenever some leave.
 	maxQueued int
@@ -183,22 +185,83 @@ func (p *Pipeline) reserve(ctx context.Context, n int) bool {
 	}
 }
 
+// StoreBatch is a batch of events that a store encodes one at a time as
+// they are added (eventstore.EventBatch), then appends unpaced.
+type StoreBatch interface {
+	Add(e *event.Event)
+	AppendUnpaced(ctx context.Context, evs []event.Event) ([]uint64, error)
+}
+
+// SetStoreBatches lets Batch hand each event to the store as it is added;
+// newBatch starts a store batch of about n events. The store must be a
+// PacedStore. Set before the first Write.
+func (p *Pipeline) SetStoreBatches(newBatch func(n int) StoreBatch) {
+	if _, ok := p.store.(PacedStore); ok {
+		p.newStoreBatch = newBatch
+	}
+}
+
+// Batch is a batch of events an input is reading, prepared for the store
+// event by event (SetStoreBatches): encoding each event right after it was
+// parsed finds it in the CPU's cache. Used by one goroutine.
+type Batch struct {
+	p  *Pipeline
+	sb StoreBatch // nil: Write is Pipeline.Write
+}
+
+// NewBatch starts a batch of about n events.
+func (p *Pipeline) NewBatch(n int) *Batch {
+	b := &Batch{p: p}
+	if p.newStoreBatch != nil {
+		b.sb = p.newStoreBatch(n)
+	}
+	return b
+}
+
+// Add prepares e, the batch's next event, for the store.
+func (b *Batch) Add(e *event.Event) {
+	if b.sb != nil {
+		b.sb.Add(e)
+	}
+}
+
+// Write is Pipeline.Write of evs, the events added in order.
+func (b *Batch) Write(ctx context.Context, evs []event.Event) error {
+	return b.p.write(ctx, evs, b.sb)
+}
+
 // Write stores a batch and queues it for detection. It returns once the
 // batch is durable; when detection is behind by a full queue it waits for
 // room (or ctx), and when the store is behind (PacedStore) it waits for
 // it after queueing.
 func (p *Pipeline) Write(ctx context.Context, evs []event.Event) error {
+	return p.write(ctx, evs, nil)
+}
+
+// write is Write, through sb when the events were added to one.
+func (p *Pipeline) write(ctx context.Context, evs []event.Event, sb StoreBatch) error {
 	if len(evs) == 0 {
 		return nil
 	}
 	paced, _ := p.store.(PacedStore)
 	var ids []uint64
 	var err error
-	if paced != nil && p.detect != nil {
-		ids, err = paced.AppendEventsUnpaced(ctx, evs)
-		defer paced.Pace(ctx)
-	} else {
+	switch {
+	case paced == nil:
 		ids, err = p.store.AppendEvents(ctx, evs)
+	case sb != nil:
+		ids, err = sb.AppendUnpaced(ctx, evs)
+	default:
+		ids, err = paced.AppendEventsUnpaced(ctx, evs)
+	}
+	if paced != nil {
+		// With detection, the batch is queued for it before the store's
+		// back-pressure; without, Write paces like AppendEvents.
+		if p.detect != nil {
+			defer paced.Pace(ctx)
+		} else if err == nil {
+			paced.Pace(ctx)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("store events: %w", err)

@@ -215,3 +215,66 @@ func TestDetectionQueueBoundsEvents(t *testing.T) {
 	mustReturn("last batch", third)
 	waitQueued(0)
 }
+
+// storeBatch records the events added and appends through its store.
+type storeBatch struct {
+	st      *pacedStore
+	added   []*event.Event
+	appends int
+}
+
+func (b *storeBatch) Add(e *event.Event) { b.added = append(b.added, e) }
+
+func (b *storeBatch) AppendUnpaced(ctx context.Context, evs []event.Event) ([]uint64, error) {
+	b.appends++
+	return b.st.AppendEventsUnpaced(ctx, evs)
+}
+
+// TestBatchWritesThroughStoreBatch: with SetStoreBatches, a Batch hands
+// every event to the store's batch as it is added, stores through it, and
+// queues the batch for detection before pacing, like Write.
+func TestBatchWritesThroughStoreBatch(t *testing.T) {
+	st := &pacedStore{release: make(chan struct{}), paced: make(chan struct{}, 1)}
+	close(st.release)
+	det := make(chanDetector, 1)
+	p := New(st, det, nil)
+	var sbs []*storeBatch
+	p.SetStoreBatches(func(int) StoreBatch {
+		sb := &storeBatch{st: st}
+		sbs = append(sbs, sb)
+		return sb
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go p.Run(ctx)
+	b := p.NewBatch(2)
+	evs := []event.Event{{Time: time.Unix(1, 0)}, {Time: time.Unix(2, 0)}}
+	for i := range evs {
+		b.Add(&evs[i])
+	}
+	if err := b.Write(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	<-st.paced
+	if len(sbs) != 1 || len(sbs[0].added) != 2 || sbs[0].added[1] != &evs[1] || sbs[0].appends != 1 {
+		t.Fatalf("store batches %+v, want one with both events added and appended once", sbs)
+	}
+	select {
+	case got := <-det:
+		if len(got) != 2 || got[0].ID != 1 || got[1].ID != 2 {
+			t.Fatalf("detected %+v, want the two events with ids 1 and 2", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the batch did not reach detection")
+	}
+	// Without detection nothing is queued, and the store still paces.
+	p2 := New(st, nil, nil)
+	p2.SetStoreBatches(func(int) StoreBatch { return &storeBatch{st: st} })
+	b2 := p2.NewBatch(1)
+	one := []event.Event{{Time: time.Unix(3, 0)}}
+	b2.Add(&one[0])
+	if err := b2.Write(ctx, one); err != nil || one[0].ID != 3 {
+		t.Fatalf("Write without detection: %v, id %d", err, one[0].ID)
+	}
+	<-st.paced
+}

@@ -52,7 +52,9 @@ type Detector struct {
 
 	mu     sync.Mutex
 	engine *sigma.Engine
-	seq    int
+	// cur is engine, read without mu (NewAhead).
+	cur atomic.Pointer[sigma.Engine]
+	seq int
 	// ids remembers the store ids of recent events by engine sequence.
 	ids    []uint64
 	idBase int
@@ -73,14 +75,34 @@ func New(o Options) *Detector {
 	if o.MaxRemembered <= 0 {
 		o.MaxRemembered = 2_000_000
 	}
-	return &Detector{engine: o.Engine, alerts: o.Alerts, log: o.Logger.With("component", "detect"), maxIDs: o.MaxRemembered}
+	d := &Detector{engine: o.Engine, alerts: o.Alerts, log: o.Logger.With("component", "detect"), maxIDs: o.MaxRemembered}
+	d.cur.Store(o.Engine)
+	return d
 }
 
 // SetEngine swaps the rules (reload). Correlation state starts afresh.
 func (d *Detector) SetEngine(e *sigma.Engine) {
 	d.mu.Lock()
 	d.engine = e
+	d.cur.Store(e)
 	d.mu.Unlock()
+}
+
+// aheadBatch is NewAhead's event.Ahead.
+type aheadBatch struct{ *sigma.AheadBatch }
+
+func (b aheadBatch) Add(e *event.Event) { b.AheadBatch.Add(e) }
+
+// NewAhead starts reading ahead, for the current engine, the fields of a
+// batch of about n events that detection reads for most events
+// (sigma.AheadBatch); ProcessAhead then takes it with the batch. Safe for
+// concurrent use. nil when there are no rules.
+func (d *Detector) NewAhead(n int) event.Ahead {
+	e := d.cur.Load()
+	if e == nil {
+		return nil
+	}
+	return aheadBatch{e.NewAheadBatch(n)}
 }
 
 // Engine returns the current engine.
@@ -129,16 +151,28 @@ type found struct {
 // to the sink in one call (one commit in the incident workflow). Batches
 // must come in storage order.
 func (d *Detector) Process(ctx context.Context, batches ...[]event.Event) error {
+	return d.ProcessAhead(ctx, batches, nil)
+}
+
+// ProcessAhead is Process with what NewAhead read of the batches: ahead[i]
+// is batches[i]'s, or nil (a short or nil ahead reads nothing ahead).
+func (d *Detector) ProcessAhead(ctx context.Context, batches [][]event.Event, ahead []event.Ahead) error {
 	var matches []found
 	d.mu.Lock()
 	if d.engine == nil {
 		d.mu.Unlock()
 		return nil
 	}
-	for _, evs := range batches {
+	for k, evs := range batches {
+		var ab *sigma.AheadBatch
+		if k < len(ahead) {
+			if a, ok := ahead[k].(aheadBatch); ok && a.Len() == len(evs) {
+				ab = a.AheadBatch
+			}
+		}
 		for i := range evs {
 			d.ids = append(d.ids, evs[i].ID)
-			for _, m := range d.engine.Match(&evs[i], evs[i].Time) {
+			for _, m := range d.engine.MatchAhead(&evs[i], ab, i, evs[i].Time) {
 				matches = append(matches, found{m: m, ev: &evs[i]})
 			}
 			d.seq++

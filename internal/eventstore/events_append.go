@@ -644,17 +644,19 @@ type EventBatch struct {
 	used       bool
 }
 
-// NewEventBatch starts a batch of about n events.
+// NewEventBatch starts a batch of about n events. It holds no buffer
+// until the first Add: an input starts its next batch before it reads.
 func (s *Store) NewEventBatch(n int) *EventBatch {
-	rb := rowBuilders.Get().(*rowBuilder)
-	b := &EventBatch{s: s, rb: rb, enc: rb.enc[:0], rowAt: make([]int, 0, n)}
-	rb.enc = nil
-	return b
+	return &EventBatch{s: s, rowAt: make([]int, 0, n)}
 }
 
 // Add encodes e as the batch's next row. An event that cannot be stored
 // (no Time, a value JSON cannot hold) makes AppendUnpaced fail, naming it.
 func (b *EventBatch) Add(e *event.Event) {
+	if b.rb == nil {
+		b.rb = rowBuilders.Get().(*rowBuilder)
+		b.enc, b.rb.enc = b.rb.enc[:0], nil
+	}
 	i := len(b.rowAt)
 	b.rowAt = append(b.rowAt, len(b.enc))
 	if b.err != nil {
@@ -692,9 +694,11 @@ func (b *EventBatch) AppendUnpaced(ctx context.Context, evs []event.Event) ([]ui
 	// The rows are copied into the journal record at commit: the buffer
 	// is the next batch's.
 	defer func() {
-		b.rb.enc = b.enc[:0]
-		rowBuilders.Put(b.rb)
-		b.rb, b.enc = nil, nil
+		if b.rb != nil {
+			b.rb.enc = b.enc[:0]
+			rowBuilders.Put(b.rb)
+			b.rb, b.enc = nil, nil
+		}
 	}()
 	if b.err != nil {
 		return nil, b.err

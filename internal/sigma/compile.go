@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -86,8 +87,10 @@ type Engine struct {
 
 	corrs []*correlator
 
-	sc       scratch
-	seq      int
+	sc  scratch
+	seq int
+	// ahead is the fields AheadBatch reads ahead (ahead.go).
+	ahead    atomic.Pointer[aheadSet]
 	stats    Stats
 	activeM  []int
 	activeGn []uint32
@@ -526,6 +529,7 @@ func (e *Engine) index() {
 		e.sc.dotted[i] = strings.IndexByte(n, '.') >= 0
 	}
 	e.sc.keywordFids = e.keywordFids
+	e.initAhead()
 }
 
 func containsMask(ms []uint8, m uint8) bool {

@@ -49,6 +49,13 @@ type scratch struct {
 	kwGen     uint32
 	kwStr     string
 	kwLow     string
+	// reads counts, per field id, the events the field was read for
+	// (chooseAhead); ahead is the slot of each field id in aheadVals, the
+	// values read ahead of the event (MatchAhead), or nil.
+	reads     []uint32
+	ahead     []int8
+	aheadVals []any
+	aheadHas  uint64
 }
 
 func (sc *scratch) reset(ev Event) {
@@ -131,6 +138,7 @@ func (sc *scratch) fid(id int32) *fieldVal {
 	}
 	fv.gen = sc.gen
 	fv.list, fv.slist, fv.isNum = nil, nil, false
+	sc.reads[id]++
 	raw, ok := sc.get(id)
 	fv.present = ok
 	fv.null = raw == nil
@@ -155,6 +163,11 @@ func (sc *scratch) fid(id int32) *fieldVal {
 // call, and their nested maps are searched only when they have any (the
 // same result as MapEvent.Get, which would try every dotted prefix).
 func (sc *scratch) get(id int32) (any, bool) {
+	if sc.ahead != nil {
+		if k := sc.ahead[id]; k >= 0 {
+			return sc.aheadVals[k], sc.aheadHas&(1<<k) != 0
+		}
+	}
 	if sc.mev == nil {
 		return sc.ev.Get(sc.names[id])
 	}
@@ -406,9 +419,18 @@ func (sc *scratch) rangeAll(r Ranger) {
 func (e *Engine) Match(ev Event, t time.Time) []Match {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.match(ev, t)
+}
+
+// match is Match; e.mu is held. It ends reading ahead (MatchAhead).
+func (e *Engine) match(ev Event, t time.Time) []Match {
+	defer func() { e.sc.ahead = nil }()
 	idx := e.seq
 	e.seq++
 	e.stats.Events++
+	if e.stats.Events%aheadWindow == 0 {
+		e.chooseAhead()
+	}
 	sc := &e.sc
 	sc.reset(ev)
 	if sc.gen == 1 {

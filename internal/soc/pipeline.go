@@ -38,6 +38,15 @@ type Detector interface {
 	Process(ctx context.Context, batches ...[]event.Event) error
 }
 
+// AheadDetector is a Detector that reads each event ahead as an input
+// builds it (detect.Detector): a Batch gives every event added to the
+// event.Ahead that NewAhead started, and the batch reaches ProcessAhead
+// with it, ahead[i] for batches[i].
+type AheadDetector interface {
+	NewAhead(n int) event.Ahead
+	ProcessAhead(ctx context.Context, batches [][]event.Event, ahead []event.Ahead) error
+}
+
 // Pipeline is the ingest sink: store, then detect.
 type Pipeline struct {
 	store  Store
@@ -69,6 +78,7 @@ type Pipeline struct {
 
 type batch struct {
 	evs    []event.Event
+	ahead  event.Ahead // what detection read ahead of evs, or nil
 	stored time.Time
 }
 
@@ -141,12 +151,19 @@ func (p *Pipeline) process(ctx context.Context, bs []batch) {
 		return
 	}
 	evs := make([][]event.Event, len(bs))
+	ahead := make([]event.Ahead, len(bs))
 	n := 0
 	for i, b := range bs {
-		evs[i] = b.evs
+		evs[i], ahead[i] = b.evs, b.ahead
 		n += len(b.evs)
 	}
-	if err := p.detect.Process(ctx, evs...); err != nil {
+	var err error
+	if ad, ok := p.detect.(AheadDetector); ok {
+		err = ad.ProcessAhead(ctx, evs, ahead)
+	} else {
+		err = p.detect.Process(ctx, evs...)
+	}
+	if err != nil {
 		p.detectErrs.Add(1)
 		p.log.Error("detection", "events", n, "err", err)
 	}
@@ -201,12 +218,14 @@ func (p *Pipeline) SetStoreBatches(newBatch func(n int) StoreBatch) {
 	}
 }
 
-// Batch is a batch of events an input is reading, prepared for the store
-// event by event (SetStoreBatches): encoding each event right after it was
-// parsed finds it in the CPU's cache. Used by one goroutine.
+// Batch is a batch of events an input is reading, prepared event by
+// event for the store (SetStoreBatches) and for detection (AheadDetector):
+// an event added right after it was parsed is still in the CPU's cache.
+// Used by one goroutine.
 type Batch struct {
-	p  *Pipeline
-	sb StoreBatch // nil: Write is Pipeline.Write
+	p     *Pipeline
+	sb    StoreBatch  // nil: stored as by Pipeline.Write
+	ahead event.Ahead // nil: nothing read ahead
 }
 
 // NewBatch starts a batch of about n events.
@@ -215,19 +234,25 @@ func (p *Pipeline) NewBatch(n int) *Batch {
 	if p.newStoreBatch != nil {
 		b.sb = p.newStoreBatch(n)
 	}
+	if ad, ok := p.detect.(AheadDetector); ok {
+		b.ahead = ad.NewAhead(n)
+	}
 	return b
 }
 
-// Add prepares e, the batch's next event, for the store.
+// Add prepares e, the batch's next event.
 func (b *Batch) Add(e *event.Event) {
 	if b.sb != nil {
 		b.sb.Add(e)
+	}
+	if b.ahead != nil {
+		b.ahead.Add(e)
 	}
 }
 
 // Write is Pipeline.Write of evs, the events added in order.
 func (b *Batch) Write(ctx context.Context, evs []event.Event) error {
-	return b.p.write(ctx, evs, b.sb)
+	return b.p.write(ctx, evs, b.sb, b.ahead)
 }
 
 // Write stores a batch and queues it for detection. It returns once the
@@ -235,11 +260,12 @@ func (b *Batch) Write(ctx context.Context, evs []event.Event) error {
 // room (or ctx), and when the store is behind (PacedStore) it waits for
 // it after queueing.
 func (p *Pipeline) Write(ctx context.Context, evs []event.Event) error {
-	return p.write(ctx, evs, nil)
+	return p.write(ctx, evs, nil, nil)
 }
 
-// write is Write, through sb when the events were added to one.
-func (p *Pipeline) write(ctx context.Context, evs []event.Event, sb StoreBatch) error {
+// write is Write, through sb when the events were added to one, with what
+// detection read ahead of them.
+func (p *Pipeline) write(ctx context.Context, evs []event.Event, sb StoreBatch, ahead event.Ahead) error {
 	if len(evs) == 0 {
 		return nil
 	}
@@ -283,7 +309,7 @@ func (p *Pipeline) write(ctx context.Context, evs []event.Event, sb StoreBatch) 
 	}
 	// Every queued batch holds at least one reserved event, so the
 	// channel (DetectionQueue long) has room.
-	p.queue <- batch{evs: evs, stored: time.Now()}
+	p.queue <- batch{evs: evs, ahead: ahead, stored: time.Now()}
 	return nil
 }
 

@@ -278,3 +278,67 @@ func TestBatchWritesThroughStoreBatch(t *testing.T) {
 	}
 	<-st.paced
 }
+
+// aheadDetector is an AheadDetector whose read-ahead records the events
+// added; ProcessAhead hands on each batch with its read-ahead.
+type aheadDetector struct {
+	got chan aheadCall
+}
+
+type aheadCall struct {
+	evs   []event.Event
+	ahead event.Ahead
+}
+
+type recordAhead struct{ added []*event.Event }
+
+func (a *recordAhead) Add(e *event.Event) { a.added = append(a.added, e) }
+
+func (d aheadDetector) Process(ctx context.Context, batches ...[]event.Event) error {
+	return d.ProcessAhead(ctx, batches, nil)
+}
+
+func (d aheadDetector) NewAhead(int) event.Ahead { return &recordAhead{} }
+
+func (d aheadDetector) ProcessAhead(_ context.Context, batches [][]event.Event, ahead []event.Ahead) error {
+	for i, evs := range batches {
+		c := aheadCall{evs: evs}
+		if i < len(ahead) {
+			c.ahead = ahead[i]
+		}
+		d.got <- c
+	}
+	return nil
+}
+
+// TestBatchReadsAheadForDetection: a Batch gives every event added to the
+// AheadDetector's read-ahead and hands it to ProcessAhead with the batch;
+// Write (no batch) has none.
+func TestBatchReadsAheadForDetection(t *testing.T) {
+	st := &pacedStore{release: make(chan struct{}), paced: make(chan struct{}, 2)}
+	close(st.release)
+	det := aheadDetector{got: make(chan aheadCall, 2)}
+	p := New(st, det, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go p.Run(ctx)
+	b := p.NewBatch(2)
+	evs := []event.Event{{Time: time.Unix(1, 0)}, {Time: time.Unix(2, 0)}}
+	for i := range evs {
+		b.Add(&evs[i])
+	}
+	if err := b.Write(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	c := <-det.got
+	ra, ok := c.ahead.(*recordAhead)
+	if !ok || len(ra.added) != 2 || ra.added[0] != &c.evs[0] || ra.added[1] != &c.evs[1] {
+		t.Fatalf("ProcessAhead got read-ahead %#v for %d events, want the batch's with both events", c.ahead, len(c.evs))
+	}
+	if err := p.Write(ctx, []event.Event{{Time: time.Unix(3, 0)}}); err != nil {
+		t.Fatal(err)
+	}
+	if c := <-det.got; c.ahead != nil {
+		t.Errorf("Write's batch has read-ahead %#v, want none", c.ahead)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/nocsoc/nocsoc/internal/event"
 	"github.com/nocsoc/nocsoc/internal/loadgen/loadgentest"
@@ -115,5 +116,29 @@ func TestProcessAhead(t *testing.T) {
 	}
 	if New(Options{}).NewAhead(10) != nil {
 		t.Error("NewAhead without an engine is not nil")
+	}
+}
+
+// The ids of at least MaxRemembered recent events, and at most a quarter
+// more, are kept, and each engine sequence still maps to its event's id.
+func TestRememberedIDsBounded(t *testing.T) {
+	d := New(Options{Engine: builtinEngine(t), Alerts: &sink{}, MaxRemembered: 8})
+	for i := range 100 {
+		evs := []event.Event{{ID: uint64(1000 + i), Time: time.Unix(int64(i), 0), Fields: map[string]any{"message": "x"}}}
+		if err := d.Process(context.Background(), evs); err != nil {
+			t.Fatal(err)
+		}
+		d.mu.Lock()
+		n, base := len(d.ids), d.idBase
+		newest := d.eventIDs(sigma.Match{EventIndex: i})
+		oldest := d.eventIDs(sigma.Match{EventIndex: i - 7})
+		gone := d.eventIDs(sigma.Match{EventIndex: i - 11})
+		d.mu.Unlock()
+		if n < min(i+1, 8) || n > 10 || base+n != i+1 {
+			t.Fatalf("after %d events: %d ids kept from %d", i+1, n, base)
+		}
+		if !slices.Equal(newest, []uint64{uint64(1000 + i)}) || (i >= 7 && !slices.Equal(oldest, []uint64{uint64(1000 + i - 7)})) || len(gone) > 0 {
+			t.Fatalf("after %d events: ids %v, %v, %v", i+1, newest, oldest, gone)
+		}
 	}
 }

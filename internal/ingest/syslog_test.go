@@ -358,6 +358,21 @@ func TestTLS(t *testing.T) {
 	if _, err := stalled.Read(buf); err == nil {
 		t.Error("stalled connection still open")
 	}
+
+	// The handshake's deadline ends with the handshake: a client that
+	// says nothing for longer after it is still read afterwards.
+	quiet, err := tls.Dial("tcp", addr.String(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer quiet.Close()
+	time.Sleep(2 * 300 * time.Millisecond)
+	if _, err := quiet.Write(octet("<13>1 2026-03-01T10:00:01Z tlshost app - - - after a pause")); err != nil {
+		t.Fatal(err)
+	}
+	if evs := sink.waitN(t, 51); evs[50].String("message") != "after a pause" {
+		t.Fatalf("event after the pause: %q", evs[50].String("message"))
+	}
 }
 
 func TestTLSBadCertNamesInput(t *testing.T) {

@@ -190,6 +190,17 @@ func (in *streamInput) read(ctx context.Context, sc *streamConn, r io.Reader, pe
 	batch := make([]event.Event, 0, m.o.BatchSize)
 	sb := m.newBatch()
 	var first time.Time
+	// deadline is the read deadline last set here (none yet: the TLS
+	// handshake's may be in force): setting it takes a lock and a timer
+	// update, so only a change is passed on.
+	var deadline time.Time
+	deadlineSet := false
+	setDeadline := func(t time.Time) {
+		if !deadlineSet || !t.Equal(deadline) {
+			deadline, deadlineSet = t, true
+			sc.setReadDeadline(t)
+		}
+	}
 	flush := func() {
 		if len(batch) > 0 {
 			m.deliverBatch(ctx, in.cfg.Name, in.c, batch, sb)
@@ -200,9 +211,9 @@ func (in *streamInput) read(ctx context.Context, sc *streamConn, r io.Reader, pe
 	defer flush()
 	for {
 		if len(batch) > 0 {
-			sc.setReadDeadline(first.Add(m.o.FlushEvery))
+			setDeadline(first.Add(m.o.FlushEvery))
 		} else {
-			sc.setReadDeadline(time.Time{})
+			setDeadline(time.Time{})
 		}
 		f, err := fr.next()
 		if err == nil {

@@ -231,24 +231,32 @@ func derivedSlot(i int, bits int32) bool {
 	return false
 }
 
-// sortFields sorts fields by name. An event has a few dozen at most, so
-// an insertion sort comparing the names directly beats a general sort's
-// calls through a comparison function.
-func sortFields(kvs []fieldKV) {
-	for i := 1; i < len(kvs); i++ {
-		for j := i; j > 0 && fieldLess(&kvs[j], &kvs[j-1]); j-- {
-			kvs[j], kvs[j-1] = kvs[j-1], kvs[j]
+// fieldRef is a field of an event being encoded (kvs[i]) with its name's
+// first 8 bytes (fieldKV.pre): sortFields moves these 16 bytes, not the
+// 56 of a fieldKV.
+type fieldRef struct {
+	pre uint64
+	i   int
+}
+
+// sortFields sorts refs by the names of their fields in kvs. An event has
+// a few dozen at most, so an insertion sort comparing the names directly
+// beats a general sort's calls through a comparison function.
+func sortFields(kvs []fieldKV, refs []fieldRef) {
+	for i := 1; i < len(refs); i++ {
+		for j := i; j > 0 && fieldLess(kvs, refs[j], refs[j-1]); j-- {
+			refs[j], refs[j-1] = refs[j-1], refs[j]
 		}
 	}
 }
 
 // fieldLess orders fields by name, by the names' first 8 bytes when they
 // differ (most do), which spares a string comparison.
-func fieldLess(a, b *fieldKV) bool {
+func fieldLess(kvs []fieldKV, a, b fieldRef) bool {
 	if a.pre != b.pre {
 		return a.pre < b.pre
 	}
-	return a.k < b.k
+	return kvs[a.i].k < kvs[b.i].k
 }
 
 var rowBuilders = sync.Pool{New: func() any { return new(rowBuilder) }}
@@ -281,7 +289,8 @@ func (rb *rowBuilder) encode(b []byte, e *event.Event, received time.Time) ([]by
 		// On the stack (unless an event has more fields): filling and
 		// sorting a heap slice of strings and interfaces costs a GC write
 		// barrier for every pointer stored while the collector runs.
-		stack [64]fieldKV
+		stack    [64]fieldKV
+		refStack [64]fieldRef
 	)
 	// One pass over the fields: every one is kept for the JSON below, and
 	// those encode treats specially are noted, so that no field is looked
@@ -368,8 +377,9 @@ func (rb *rowBuilder) encode(b []byte, e *event.Event, received time.Time) ([]by
 	}
 	// fields: the rest as JSON, less what packed derives.
 	packed := fs.derivedBits(e.Input, consumed[urlPathIndex])
-	kvs := all[:0]
-	for _, kv := range all {
+	refs := refStack[:0]
+	for i := range all {
+		kv := &all[i]
 		switch {
 		case kv.slot < 0:
 		case kv.slot == slotMessage && consumedMsg,
@@ -377,15 +387,15 @@ func (rb *rowBuilder) encode(b []byte, e *event.Event, received time.Time) ([]by
 			derivedSlot(kv.slot, packed):
 			continue
 		}
-		kvs = append(kvs, kv)
+		refs = append(refs, fieldRef{kv.pre, i})
 	}
-	if len(kvs) == 0 {
+	if len(refs) == 0 {
 		b = append(b, tagNil)
 	} else {
-		sortFields(kvs)
+		sortFields(all, refs)
 		j := append(rb.buf[:0], '{')
-		for i := range kvs {
-			kv := &kvs[i]
+		for i, r := range refs {
+			kv := &all[r.i]
 			if i > 0 {
 				j = append(j, ',')
 			}

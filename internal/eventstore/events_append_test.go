@@ -56,14 +56,16 @@ func TestFieldOrder(t *testing.T) {
 	for range 200 {
 		r.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
 		kvs := make([]fieldKV, len(names))
+		refs := make([]fieldRef, len(names))
 		for i, n := range names {
 			slot, pre, at := rb.slotOf(n)
 			kvs[i] = fieldKV{k: n, slot: slot, pre: pre, at: at}
+			refs[i] = fieldRef{pre, i}
 		}
-		sortFields(kvs)
-		for i := 1; i < len(kvs); i++ {
-			if kvs[i-1].k >= kvs[i].k {
-				t.Fatalf("sorted %q before %q", kvs[i-1].k, kvs[i].k)
+		sortFields(kvs, refs)
+		for i := 1; i < len(refs); i++ {
+			if a, b := kvs[refs[i-1].i].k, kvs[refs[i].i].k; a >= b {
+				t.Fatalf("sorted %q before %q", a, b)
 			}
 		}
 	}

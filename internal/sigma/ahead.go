@@ -68,16 +68,9 @@ func (b *AheadBatch) Add(ev Event) {
 		b.has = make([]uint64, 0, b.n)
 	}
 	var has uint64
-	mev, isMap := ev.(MapEvent)
 	for k, id := range b.set.fids {
-		name := b.set.eng.fieldNames[id]
-		var v any
-		var ok bool
-		if isMap {
-			v, ok = mev.Get(name)
-		} else {
-			v, ok = ev.Get(name)
-		}
+		// For a MapEvent, Get follows nested maps as scratch.get does.
+		v, ok := ev.Get(b.set.eng.fieldNames[id])
 		b.vals = append(b.vals, v)
 		if ok {
 			has |= 1 << k

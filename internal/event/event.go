@@ -78,8 +78,9 @@ func (e *Event) Range(fn func(name string, v any) bool) {
 
 // Ahead is what a later stage reads ahead of a batch of events: Add is
 // given each event as soon as it is built, while its memory is still in
-// the CPU's cache (detection's field values, sigma.AheadBatch). Used by
-// one goroutine, then handed on with the batch.
+// the CPU's cache (detection's field values, sigma.AheadBatch), and does
+// not keep the pointer. Used by one goroutine, then handed on with the
+// batch.
 type Ahead interface {
 	Add(e *Event)
 }

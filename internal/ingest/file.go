@@ -286,14 +286,16 @@ func (t *tailer) readFile(ctx context.Context, tf *tailFile, final bool) bool {
 	br := bufio.NewReaderSize(io.NewSectionReader(tf.f, tf.st.Offset, size-tf.st.Offset), maxLine+1)
 	pos := tf.st.Offset
 	batch := make([]event.Event, 0, min(t.m.o.BatchSize, 256))
+	sb := t.m.newBatch()
 	var long []byte
 	longLen := 0
 	commit := func(to int64) bool {
 		if len(batch) > 0 {
-			if !t.m.deliver(ctx, t.cfg.Name, t.c, batch) {
+			if !t.m.deliver(ctx, t.cfg.Name, t.c, batch, sb) {
 				return false
 			}
 			batch = make([]event.Event, 0, cap(batch))
+			sb = t.m.newBatch()
 		}
 		if to != tf.st.Offset {
 			tf.st.Offset = to
@@ -339,6 +341,9 @@ func (t *tailer) readFile(ctx context.Context, tf *tailFile, final bool) bool {
 			e := t.event(line, fi, tf.st.Path)
 			t.m.finish(&e, t.c)
 			batch = append(batch, e)
+			if sb != nil {
+				sb.Add(&batch[len(batch)-1])
+			}
 		}
 		if len(batch) >= t.m.o.BatchSize {
 			if !commit(pos) {

@@ -32,9 +32,9 @@ type Sink interface {
 }
 
 // SinkBatch is a batch a sink prepares event by event as an input reads
-// them (Options.Batches): Add is given each event as soon as it is built,
-// Write then stores the events added, like Sink.Write. Used by one
-// goroutine.
+// them (Options.Batches): Add is given each event as soon as it is built
+// (and must not keep the pointer: the input's slice may move), Write then
+// stores the events added, like Sink.Write. Used by one goroutine.
 type SinkBatch interface {
 	Add(e *event.Event)
 	Write(ctx context.Context, evs []event.Event) error
@@ -225,9 +225,9 @@ func validListen(s string) error {
 type Options struct {
 	// Sink receives every batch; required.
 	Sink Sink
-	// Batches, when set, starts a SinkBatch of about n events; the
-	// stream inputs (syslog over TCP and TLS) then deliver through one,
-	// adding each event as soon as it is parsed and normalized.
+	// Batches, when set, starts a SinkBatch of about n events; the syslog
+	// and file inputs then deliver through one, adding each event as soon
+	// as it is parsed and normalized.
 	Batches func(n int) SinkBatch
 	// Normalize, when set, is applied to every event before batching
 	// (the lead passes normalize.Normalize).
@@ -426,14 +426,6 @@ func (m *Manager) stopping() bool {
 	}
 }
 
-// deliver hands a batch to the sink. A failed write is retried with
-// backoff, because the alternative is losing data the sender believes was
-// delivered; after the last attempt the batch is counted as an error and
-// logged. It reports whether the batch was accepted.
-func (m *Manager) deliver(ctx context.Context, name string, c *counters, evs []event.Event) bool {
-	return m.deliverBatch(ctx, name, c, evs, nil)
-}
-
 // newBatch starts a SinkBatch (Options.Batches), or returns nil.
 func (m *Manager) newBatch() SinkBatch {
 	if m.o.Batches == nil {
@@ -442,9 +434,12 @@ func (m *Manager) newBatch() SinkBatch {
 	return m.o.Batches(m.o.BatchSize)
 }
 
-// deliverBatch is deliver through sb, the batch evs were added to, when
-// it is not nil.
-func (m *Manager) deliverBatch(ctx context.Context, name string, c *counters, evs []event.Event, sb SinkBatch) bool {
+// deliver hands a batch to the sink, through sb (the SinkBatch the events
+// were added to) when it is not nil. A failed write is retried with
+// backoff, because the alternative is losing data the sender believes was
+// delivered; after the last attempt the batch is counted as an error and
+// logged. It reports whether the batch was accepted.
+func (m *Manager) deliver(ctx context.Context, name string, c *counters, evs []event.Event, sb SinkBatch) bool {
 	if len(evs) == 0 {
 		return true
 	}

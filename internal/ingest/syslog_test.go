@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -477,7 +478,7 @@ func (s *prepSink) newBatch(int) SinkBatch {
 
 func (b *prepBatch) Add(e *event.Event) {
 	// Add comes after normalization: the event is complete.
-	if e.Fields["input.name"] == nil || e.Time.IsZero() {
+	if e.Input == "" || e.Time.IsZero() {
 		b.s.note("Add before the event was built")
 	}
 	b.added = append(b.added, e)
@@ -514,45 +515,78 @@ func (s *prepSink) note(msg string) {
 	s.mu.Unlock()
 }
 
-// A stream input with Options.Batches hands every event to its batch as
-// soon as it is built, and writes each batch through it (retries too).
-func TestTCPBatchesPrepareEachEvent(t *testing.T) {
-	for _, fail := range []bool{false, true} {
-		t.Run(fmt.Sprintf("first write fails=%v", fail), func(t *testing.T) {
-			sink := &prepSink{collectSink: newSink(), fail: fail}
-			m := start(t, sink, Config{Syslog: []SyslogInput{{Name: "tcp", Protocol: "tcp", Listen: "127.0.0.1:0"}}},
-				func(o *Options) { o.Batches = sink.newBatch; o.BatchSize = 10 })
-			c := dial(t, "tcp", m.Addrs()["tcp"])
-			var want []string
-			var data []string
-			for i := range 25 {
-				msg := fmt.Sprintf("event %d", i)
-				want = append(want, msg)
-				data = append(data, "<13>1 2026-03-01T10:00:00Z h1 app 1 - - "+msg)
-			}
-			writeSplit(t, c, octet(data...), 1<<20)
+// Every input with Options.Batches hands each event to its batch as soon
+// as it is built, and writes each batch through it (retries too).
+func TestBatchesPrepareEachEvent(t *testing.T) {
+	var want, lines []string
+	for i := range 25 {
+		msg := fmt.Sprintf("event %d", i)
+		want = append(want, msg)
+		lines = append(lines, "<13>1 2026-03-01T10:00:00Z h1 app 1 - - "+msg)
+	}
+	inputs := []struct {
+		name string
+		cfg  func(t *testing.T) Config
+		send func(t *testing.T, m *Manager)
+	}{
+		{"tcp", func(*testing.T) Config {
+			return Config{Syslog: []SyslogInput{{Name: "in", Protocol: "tcp", Listen: "127.0.0.1:0"}}}
+		}, func(t *testing.T, m *Manager) {
+			c := dial(t, "tcp", m.Addrs()["in"])
+			writeSplit(t, c, octet(lines...), 1<<20)
 			_ = c.Close()
-			evs := sink.waitN(t, len(want))
-			waitFor(t, "connection closed", func() bool { return m.Stats()["tcp"].Connections == 0 })
-			sink.mu.Lock()
-			defer sink.mu.Unlock()
-			if len(sink.bad) > 0 {
-				t.Fatalf("batches misused: %v", sink.bad)
+		}},
+		{"udp", func(*testing.T) Config {
+			return Config{Syslog: []SyslogInput{{Name: "in", Protocol: "udp", Listen: "127.0.0.1:0"}}}
+		}, func(t *testing.T, m *Manager) {
+			c := dial(t, "udp", m.Addrs()["in"])
+			for _, l := range lines {
+				if _, err := c.Write([]byte(l)); err != nil {
+					t.Fatal(err)
+				}
 			}
-			if !slices.Equal(sink.added, want) {
-				t.Errorf("added %q, want %q", sink.added, want)
+		}},
+		{"file", func(t *testing.T) Config {
+			p := filepath.Join(t.TempDir(), "app.log")
+			if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+				t.Fatal(err)
 			}
-			var got []string
-			for _, e := range evs {
-				got = append(got, e.String("message"))
-			}
-			if !slices.Equal(got, want) {
-				t.Errorf("stored %q, want %q", got, want)
-			}
-			// Batches of 10: three were written, and the next one started.
-			if sink.batches < 3 {
-				t.Errorf("%d batches started, want at least 3", sink.batches)
-			}
-		})
+			return Config{Files: []FileInput{{Name: "in", Paths: []string{p}, Format: "syslog", Poll: check.Duration(5 * time.Millisecond)}}}
+		}, func(*testing.T, *Manager) {}},
+	}
+	for _, in := range inputs {
+		for _, fail := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/first write fails=%v", in.name, fail), func(t *testing.T) {
+				sink := &prepSink{collectSink: newSink(), fail: fail}
+				m := start(t, sink, in.cfg(t), func(o *Options) { o.Batches = sink.newBatch; o.BatchSize = 10 })
+				in.send(t, m)
+				evs := sink.waitN(t, len(want))
+				sink.mu.Lock()
+				defer sink.mu.Unlock()
+				if len(sink.bad) > 0 {
+					t.Fatalf("batches misused: %v", sink.bad)
+				}
+				var got []string
+				for _, e := range evs {
+					got = append(got, e.String("message"))
+				}
+				added := slices.Clone(sink.added)
+				// UDP may reorder datagrams; the others keep the order.
+				if in.name == "udp" {
+					slices.Sort(got)
+					slices.Sort(added)
+					want := slices.Sorted(slices.Values(want))
+					if !slices.Equal(added, want) || !slices.Equal(got, want) {
+						t.Errorf("added %q, stored %q, want %q", added, got, want)
+					}
+				} else if !slices.Equal(added, want) || !slices.Equal(got, want) {
+					t.Errorf("added %q, stored %q, want %q", added, got, want)
+				}
+				// Batches of 10: three were written, and the next one started.
+				if sink.batches < 3 {
+					t.Errorf("%d batches started, want at least 3", sink.batches)
+				}
+			})
+		}
 	}
 }

@@ -203,7 +203,7 @@ func (in *streamInput) read(ctx context.Context, sc *streamConn, r io.Reader, pe
 	}
 	flush := func() {
 		if len(batch) > 0 {
-			m.deliverBatch(ctx, in.cfg.Name, in.c, batch, sb)
+			m.deliver(ctx, in.cfg.Name, in.c, batch, sb)
 			batch = make([]event.Event, 0, m.o.BatchSize)
 			sb = m.newBatch()
 		}

@@ -90,10 +90,12 @@ func (m *Manager) parseUDP(ctx context.Context, s SyslogInput, queue <-chan data
 	defer m.wg.Done()
 	p := newMsgParser(m.o.Location)
 	batch := make([]event.Event, 0, m.o.BatchSize)
+	sb := m.newBatch()
 	flush := func() {
 		if len(batch) > 0 {
-			m.deliver(ctx, s.Name, c, batch)
+			m.deliver(ctx, s.Name, c, batch, sb)
 			batch = make([]event.Event, 0, m.o.BatchSize)
+			sb = m.newBatch()
 		}
 	}
 	t := time.NewTicker(m.o.FlushEvery)
@@ -113,6 +115,9 @@ func (m *Manager) parseUDP(ctx context.Context, s SyslogInput, queue <-chan data
 			e := p.parse(dg.data, fi, m.o.Now(), InputSyslogUDP, s.Name, dg.peer.String())
 			m.finish(&e, c)
 			batch = append(batch, e)
+			if sb != nil {
+				sb.Add(&batch[len(batch)-1])
+			}
 			if len(batch) >= m.o.BatchSize {
 				flush()
 			}

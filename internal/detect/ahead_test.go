@@ -14,19 +14,22 @@ import (
 	"github.com/nocsoc/nocsoc/rules"
 )
 
-// builtinEngine compiles the built-in rules and correlations.
-func builtinEngine(t *testing.T) *sigma.Engine {
-	t.Helper()
-	rs, errs := LoadRules(nil, rules.Builtin)
+// compileEngine compiles the rules of dirs and the built-in ones.
+func compileEngine(tb testing.TB, dirs []string) *sigma.Engine {
+	tb.Helper()
+	rs, errs := LoadRules(dirs, rules.Builtin)
 	if len(errs) > 0 {
-		t.Fatalf("rules: %v", errs)
+		tb.Fatalf("rules: %v", errs)
 	}
 	eng, cerrs := sigma.Compile(rs, sigma.DefaultPipeline())
 	if len(cerrs) > 0 {
-		t.Fatalf("compile: %v", cerrs)
+		tb.Fatalf("compile: %v", cerrs)
 	}
 	return eng
 }
+
+// builtinEngine compiles the built-in rules and correlations.
+func builtinEngine(t *testing.T) *sigma.Engine { return compileEngine(t, nil) }
 
 // matchKeys is each match as rule id, event index and group key.
 func matchKeys(ms []sigma.Match) []string {

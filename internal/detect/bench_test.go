@@ -10,7 +10,6 @@ import (
 
 	"github.com/nocsoc/nocsoc/internal/loadgen/loadgentest"
 	"github.com/nocsoc/nocsoc/internal/sigma"
-	"github.com/nocsoc/nocsoc/rules"
 )
 
 // sigmaRules is the SigmaHQ rules directory of the shared corpus.
@@ -60,15 +59,7 @@ func benchEngine(b *testing.B) *sigma.Engine {
 			b.Fatal(err)
 		}
 	}
-	rs, errs := LoadRules([]string{dir}, rules.Builtin)
-	if len(errs) > 0 {
-		b.Fatalf("rules: %v", errs)
-	}
-	eng, cerrs := sigma.Compile(rs, sigma.DefaultPipeline())
-	if len(cerrs) > 0 {
-		b.Fatalf("compile: %v", cerrs)
-	}
-	return eng
+	return compileEngine(b, []string{dir})
 }
 
 // BenchmarkSigmaLoadgenStream measures the Sigma engine as the end-to-end

@@ -33,14 +33,7 @@ func sshFailure(id uint64, t time.Time, ip, user string) event.Event {
 }
 
 func TestBruteForceRaisesOneAlertPerSource(t *testing.T) {
-	rs, errs := LoadRules(nil, rules.Builtin)
-	if len(errs) > 0 {
-		t.Fatalf("built-in rules: %v", errs)
-	}
-	eng, cerrs := sigma.Compile(rs, sigma.DefaultPipeline())
-	if len(cerrs) > 0 {
-		t.Fatalf("compile: %v", cerrs)
-	}
+	eng := builtinEngine(t)
 	s := &sink{}
 	d := New(Options{Engine: eng, Alerts: s})
 	t0 := time.Date(2026, 5, 1, 3, 0, 0, 0, time.UTC)

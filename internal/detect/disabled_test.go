@@ -6,17 +6,11 @@ import (
 	"time"
 
 	"github.com/nocsoc/nocsoc/internal/event"
-	"github.com/nocsoc/nocsoc/internal/sigma"
-	"github.com/nocsoc/nocsoc/rules"
 )
 
 func TestDisabledRulesRaiseNothing(t *testing.T) {
 	const bruteForce = "6b0f3c52-1d0e-4a53-9a51-0c1f7c2e0a04"
-	rs, _ := LoadRules(nil, rules.Builtin)
-	eng, cerrs := sigma.Compile(rs, sigma.DefaultPipeline())
-	if len(cerrs) > 0 {
-		t.Fatalf("compile: %v", cerrs)
-	}
+	eng := builtinEngine(t)
 	t0 := time.Date(2026, 5, 1, 3, 0, 0, 0, time.UTC)
 	burst := func(base uint64, at time.Time) []event.Event {
 		var evs []event.Event

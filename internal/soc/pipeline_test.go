@@ -216,6 +216,20 @@ func TestDetectionQueueBoundsEvents(t *testing.T) {
 	waitQueued(0)
 }
 
+// writeBatch adds two events to a new Batch of p and writes it.
+func writeBatch(ctx context.Context, t *testing.T, p *Pipeline) []event.Event {
+	t.Helper()
+	b := p.NewBatch(2)
+	evs := []event.Event{{Time: time.Unix(1, 0)}, {Time: time.Unix(2, 0)}}
+	for i := range evs {
+		b.Add(&evs[i])
+	}
+	if err := b.Write(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
 // storeBatch records the events added and appends through its store.
 type storeBatch struct {
 	st      *pacedStore
@@ -247,14 +261,7 @@ func TestBatchWritesThroughStoreBatch(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go p.Run(ctx)
-	b := p.NewBatch(2)
-	evs := []event.Event{{Time: time.Unix(1, 0)}, {Time: time.Unix(2, 0)}}
-	for i := range evs {
-		b.Add(&evs[i])
-	}
-	if err := b.Write(ctx, evs); err != nil {
-		t.Fatal(err)
-	}
+	evs := writeBatch(ctx, t, p)
 	<-st.paced
 	if len(sbs) != 1 || len(sbs[0].added) != 2 || sbs[0].added[1] != &evs[1] || sbs[0].appends != 1 {
 		t.Fatalf("store batches %+v, want one with both events added and appended once", sbs)
@@ -322,14 +329,7 @@ func TestBatchReadsAheadForDetection(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go p.Run(ctx)
-	b := p.NewBatch(2)
-	evs := []event.Event{{Time: time.Unix(1, 0)}, {Time: time.Unix(2, 0)}}
-	for i := range evs {
-		b.Add(&evs[i])
-	}
-	if err := b.Write(ctx, evs); err != nil {
-		t.Fatal(err)
-	}
+	writeBatch(ctx, t, p)
 	c := <-det.got
 	ra, ok := c.ahead.(*recordAhead)
 	if !ok || len(ra.added) != 2 || ra.added[0] != &c.evs[0] || ra.added[1] != &c.evs[1] {

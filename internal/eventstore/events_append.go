@@ -654,10 +654,11 @@ type EventBatch struct {
 	used       bool
 }
 
-// NewEventBatch starts a batch of about n events. It holds no buffer
-// until the first Add: an input starts its next batch before it reads.
+// NewEventBatch starts a batch of up to about n events. It holds no
+// buffer until the first Add (an input starts its next batch before it
+// reads), and room for at most 64 rows' offsets, growing as needed.
 func (s *Store) NewEventBatch(n int) *EventBatch {
-	return &EventBatch{s: s, rowAt: make([]int, 0, n)}
+	return &EventBatch{s: s, rowAt: make([]int, 0, min(n, 64))}
 }
 
 // Add encodes e as the batch's next row. An event that cannot be stored

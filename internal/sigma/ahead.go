@@ -45,42 +45,56 @@ func (e *Engine) newAheadSet(fids []int32) *aheadSet {
 	return s
 }
 
-// AheadBatch holds the values read ahead of a batch of events, in one
-// allocation. Add is used by one goroutine; the batch is then handed to
-// MatchAhead.
+// AheadBatch holds the values read ahead of a batch of events, in chunks
+// of aheadChunkEvents events: an input flushes a batch after 200 ms, so a
+// slow sender's batches are small, and a full batch of 1,000 grows
+// without copying. Add is used by one goroutine; the batch is then handed
+// to MatchAhead.
 type AheadBatch struct {
-	set  *aheadSet
-	n    int      // events expected
-	vals []any    // len(set.fids) per event
-	has  []uint64 // per event: bit k says the field fids[k] is present
+	set    *aheadSet
+	chunks []*aheadChunk
+	n      int // events added
 }
 
-// NewAheadBatch starts an AheadBatch of about n events; it allocates on
-// the first Add. It is safe for concurrent use, with Match too.
+const aheadChunkEvents = 64
+
+type aheadChunk struct {
+	vals []any // len(set.fids) per event
+	// has, per event: bit k says the field set.fids[k] is present.
+	has [aheadChunkEvents]uint64
+}
+
+// NewAheadBatch starts an AheadBatch of up to about n events; it
+// allocates on the first Add. It is safe for concurrent use, with Match
+// too.
 func (e *Engine) NewAheadBatch(n int) *AheadBatch {
-	return &AheadBatch{set: e.ahead.Load(), n: n}
+	return &AheadBatch{set: e.ahead.Load(), chunks: make([]*aheadChunk, 0, (n+aheadChunkEvents-1)/aheadChunkEvents)}
 }
 
 // Add reads ahead the fields of ev, the batch's next event.
 func (b *AheadBatch) Add(ev Event) {
-	if b.has == nil {
-		b.vals = make([]any, 0, b.n*len(b.set.fids))
-		b.has = make([]uint64, 0, b.n)
+	nf := len(b.set.fids)
+	k := b.n % aheadChunkEvents
+	if k == 0 {
+		b.chunks = append(b.chunks, &aheadChunk{vals: make([]any, aheadChunkEvents*nf)})
 	}
+	c := b.chunks[len(b.chunks)-1]
+	vals := c.vals[k*nf : (k+1)*nf]
 	var has uint64
-	for k, id := range b.set.fids {
+	for j, id := range b.set.fids {
 		// For a MapEvent, Get follows nested maps as scratch.get does.
 		v, ok := ev.Get(b.set.eng.fieldNames[id])
-		b.vals = append(b.vals, v)
+		vals[j] = v
 		if ok {
-			has |= 1 << k
+			has |= 1 << j
 		}
 	}
-	b.has = append(b.has, has)
+	c.has[k] = has
+	b.n++
 }
 
 // Len is the number of events added.
-func (b *AheadBatch) Len() int { return len(b.has) }
+func (b *AheadBatch) Len() int { return b.n }
 
 // MatchAhead is Match with the values b read ahead of ev, b's event i.
 // A batch read ahead for another engine (the rules were reloaded since)
@@ -88,11 +102,12 @@ func (b *AheadBatch) Len() int { return len(b.has) }
 func (e *Engine) MatchAhead(ev Event, b *AheadBatch, i int, t time.Time) []Match {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if b != nil && b.set.eng == e && i < len(b.has) {
-		n := len(b.set.fids)
+	if b != nil && b.set.eng == e && i >= 0 && i < b.n {
+		nf := len(b.set.fids)
+		c, k := b.chunks[i/aheadChunkEvents], i%aheadChunkEvents
 		e.sc.ahead = b.set.slot
-		e.sc.aheadVals = b.vals[i*n : (i+1)*n]
-		e.sc.aheadHas = b.has[i]
+		e.sc.aheadVals = c.vals[k*nf : (k+1)*nf]
+		e.sc.aheadHas = c.has[k]
 	}
 	return e.match(ev, t)
 }

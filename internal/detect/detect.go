@@ -51,11 +51,11 @@ type Detector struct {
 	alerts AlertSink
 	log    *slog.Logger
 
-	mu     sync.Mutex
-	engine *sigma.Engine
-	// cur is engine, read without mu (NewAhead).
-	cur atomic.Pointer[sigma.Engine]
-	seq int
+	mu sync.Mutex
+	// engine is swapped under mu (SetEngine), so a Process or Tick uses
+	// one engine throughout; NewAhead reads it without mu.
+	engine atomic.Pointer[sigma.Engine]
+	seq    int
 	// ids remembers the store ids of recent events by engine sequence.
 	ids    []uint64
 	idBase int
@@ -76,16 +76,15 @@ func New(o Options) *Detector {
 	if o.MaxRemembered <= 0 {
 		o.MaxRemembered = 2_000_000
 	}
-	d := &Detector{engine: o.Engine, alerts: o.Alerts, log: o.Logger.With("component", "detect"), maxIDs: o.MaxRemembered}
-	d.cur.Store(o.Engine)
+	d := &Detector{alerts: o.Alerts, log: o.Logger.With("component", "detect"), maxIDs: o.MaxRemembered}
+	d.engine.Store(o.Engine)
 	return d
 }
 
 // SetEngine swaps the rules (reload). Correlation state starts afresh.
 func (d *Detector) SetEngine(e *sigma.Engine) {
 	d.mu.Lock()
-	d.engine = e
-	d.cur.Store(e)
+	d.engine.Store(e)
 	d.mu.Unlock()
 }
 
@@ -99,7 +98,7 @@ func (b aheadBatch) Add(e *event.Event) { b.AheadBatch.Add(e) }
 // (sigma.AheadBatch); ProcessAhead then takes it with the batch. Safe for
 // concurrent use. nil when there are no rules.
 func (d *Detector) NewAhead(n int) event.Ahead {
-	e := d.cur.Load()
+	e := d.engine.Load()
 	if e == nil {
 		return nil
 	}
@@ -108,9 +107,7 @@ func (d *Detector) NewAhead(n int) event.Ahead {
 
 // Engine returns the current engine.
 func (d *Detector) Engine() *sigma.Engine {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.engine
+	return d.engine.Load()
 }
 
 // SetDisabled replaces the set of rule ids whose matches are dropped:
@@ -160,7 +157,8 @@ func (d *Detector) Process(ctx context.Context, batches ...[]event.Event) error 
 func (d *Detector) ProcessAhead(ctx context.Context, batches [][]event.Event, ahead []event.Ahead) error {
 	var matches []found
 	d.mu.Lock()
-	if d.engine == nil {
+	eng := d.engine.Load()
+	if eng == nil {
 		d.mu.Unlock()
 		return nil
 	}
@@ -173,7 +171,7 @@ func (d *Detector) ProcessAhead(ctx context.Context, batches [][]event.Event, ah
 		}
 		for i := range evs {
 			d.ids = append(d.ids, evs[i].ID)
-			for _, m := range d.engine.MatchAhead(&evs[i], ab, i, evs[i].Time) {
+			for _, m := range eng.MatchAhead(&evs[i], ab, i, evs[i].Time) {
 				matches = append(matches, found{m: m, ev: &evs[i]})
 			}
 			d.seq++
@@ -197,11 +195,12 @@ func (d *Detector) ProcessAhead(ctx context.Context, batches [][]event.Event, ah
 // Tick lets time-driven rules (log source gone silent) fire.
 func (d *Detector) Tick(ctx context.Context, now time.Time) error {
 	d.mu.Lock()
-	if d.engine == nil {
+	eng := d.engine.Load()
+	if eng == nil {
 		d.mu.Unlock()
 		return nil
 	}
-	ms := d.engine.Tick(now)
+	ms := eng.Tick(now)
 	matches := make([]found, len(ms))
 	resolved := make([][]uint64, len(ms))
 	for i, m := range ms {

@@ -340,10 +340,7 @@ func (t *tailer) readFile(ctx context.Context, tf *tailFile, final bool) bool {
 		if len(bytes.TrimSpace(line)) > 0 {
 			e := t.event(line, fi, tf.st.Path)
 			t.m.finish(&e, t.c)
-			batch = append(batch, e)
-			if sb != nil {
-				sb.Add(&batch[len(batch)-1])
-			}
+			batch = appendEvent(batch, sb, e)
 		}
 		if len(batch) >= t.m.o.BatchSize {
 			if !commit(pos) {

@@ -426,6 +426,16 @@ func (m *Manager) stopping() bool {
 	}
 }
 
+// appendEvent appends e, just built, to batch and hands it to sb (when
+// not nil) at once, while it is in the CPU's cache.
+func appendEvent(batch []event.Event, sb SinkBatch, e event.Event) []event.Event {
+	batch = append(batch, e)
+	if sb != nil {
+		sb.Add(&batch[len(batch)-1])
+	}
+	return batch
+}
+
 // newBatch starts a SinkBatch (Options.Batches), or returns nil.
 func (m *Manager) newBatch() SinkBatch {
 	if m.o.Batches == nil {

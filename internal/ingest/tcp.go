@@ -220,11 +220,7 @@ func (in *streamInput) read(ctx context.Context, sc *streamConn, r io.Reader, pe
 			in.account(f)
 			e := p.parse(f.data, f.frameInfo, m.o.Now(), in.kind, in.cfg.Name, peer)
 			m.finish(&e, in.c)
-			batch = append(batch, e)
-			if sb != nil {
-				// Now, while the event is in the CPU's cache.
-				sb.Add(&batch[len(batch)-1])
-			}
+			batch = appendEvent(batch, sb, e)
 			if len(batch) == 1 {
 				first = time.Now()
 			}

@@ -114,10 +114,7 @@ func (m *Manager) parseUDP(ctx context.Context, s SyslogInput, queue <-chan data
 			}
 			e := p.parse(dg.data, fi, m.o.Now(), InputSyslogUDP, s.Name, dg.peer.String())
 			m.finish(&e, c)
-			batch = append(batch, e)
-			if sb != nil {
-				sb.Add(&batch[len(batch)-1])
-			}
+			batch = appendEvent(batch, sb, e)
 			if len(batch) >= m.o.BatchSize {
 				flush()
 			}
